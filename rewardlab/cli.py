@@ -1,0 +1,163 @@
+"""rewardlab's command line: a plain map from verb to function. Nothing imports this module.
+
+Options of train/eval/score are generated from the typed configs in ``rewardlab.config`` (one help
+text per field, one source of truth); every verb also reads ``--config FILE.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from rewardlab import config as C
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="rewardlab: train, analyse, evaluate and use reward models for LLMs.")
+losses_app = typer.Typer(no_args_is_help=True, help="The loss catalogue and its analysis.")
+app.add_typer(losses_app, name="losses")
+
+_TYPES = {"str": Optional[str], "int": Optional[int], "float": Optional[float], "bool": Optional[bool], "dict": Optional[List[str]]}
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or {"loss_args": "--loss-arg", "regularizers": "--regularizer", "columns": "--column"}.get(
+        f.name, "--" + f.name.replace("_", "-"))
+
+
+def config_command(cls, name: str, help: str):
+    """Register ``fn(cfg)`` as verb ``name`` with one option per field of ``cls`` plus ``--config``."""
+
+    def register(fn):
+        params = [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                                    default=typer.Option(None, "--config", help="YAML file of field: value (flags override it)."))]
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            shown = "" if default in (None, {}, []) else f" [default: {default}]"
+            opt_decls = [_flag(f)] if f.type != "bool" else [f"{_flag(f)}/--no-{_flag(f)[2:]}"]
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=_TYPES[f.type],
+                                            default=typer.Option(None, *opt_decls, help=f.metadata["help"] + shown, show_default=False)))
+
+        def command(**kwargs):
+            path = kwargs.pop("config")
+            try:
+                cfg = C.load_config(cls, path, **{k: v for k, v in kwargs.items() if v not in (None, [])})
+            except (ValueError, TypeError) as e:
+                raise typer.BadParameter(str(e))
+            return fn(cfg)
+
+        command.__signature__ = inspect.Signature(params)
+        command.__doc__ = help
+        app.command(name, help=help)(command)
+        return fn
+
+    return register
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+@config_command(C.TrainConfig, "train", "Train a reward model; writes a Hugging Face checkpoint plus rewardlab.json to --output.")
+def train_cmd(cfg: C.TrainConfig):
+    from rewardlab.data.formats import DataError
+    from rewardlab.train.loop import train
+
+    if not cfg.data or not cfg.model or not cfg.output:
+        _fail("train needs --data, --model and --output (or a --config that sets them)")
+    try:
+        meta = train(cfg, log=lambda m: typer.echo(m, err=True))
+    except (DataError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(json.dumps({"output": cfg.output, **meta["metrics"]}, default=str))
+
+
+@config_command(C.EvalConfig, "eval", "Metrics of a reward model on preference data; prints a JSON object with `accuracy`.")
+def eval_cmd(cfg: C.EvalConfig):
+    from rewardlab.data.formats import DataError, load_records
+    from rewardlab.eval.evaluate import evaluate_records
+    from rewardlab.models.reward_model import load_reward_model
+    from rewardlab.train.checkpoint import versions, write_json_atomic
+
+    if not cfg.model or not cfg.data:
+        _fail("eval needs --model and --data")
+    try:
+        records, report = load_records(cfg.data, form=cfg.form, columns=cfg.columns, on_bad_record=cfg.on_bad_record, limit=cfg.limit)
+        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    except (DataError, ValueError, FileNotFoundError, OSError) as e:
+        _fail(str(e))
+    max_length = cfg.max_length or meta.get("max_length", 512)
+    metrics = evaluate_records(model, tokenizer, records, cfg.batch_size, max_length, cfg.truncation_side, cfg.form, progress=True)
+    result = {**metrics, "model": cfg.model, "data": report.summary(), "max_length": max_length, "versions": versions()}
+    if cfg.output:
+        Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(cfg.output), result)
+        C.save_config(cfg, Path(cfg.output).with_suffix(".config.yaml"))
+    typer.echo(json.dumps(result, default=str))
+
+
+@config_command(C.ScoreConfig, "score", "Add a `reward` field to every record of a JSONL file.")
+def score_cmd(cfg: C.ScoreConfig):
+    from rewardlab.data.formats import DataError
+    from rewardlab.eval.evaluate import score_texts
+    from rewardlab.models.reward_model import load_reward_model
+    from rewardlab.score import read_jsonl_for_scoring, write_jsonl
+
+    if not cfg.model or not cfg.input or not cfg.output:
+        _fail("score needs --model, --input and --output")
+    try:
+        rows, prompts, responses, slots = read_jsonl_for_scoring(cfg.input, cfg.prompt_field, cfg.response_field)
+        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    except (DataError, ValueError, FileNotFoundError, OSError) as e:
+        _fail(str(e))
+    max_length = cfg.max_length or meta.get("max_length", 512)
+    rewards, truncation = score_texts(model, tokenizer, prompts, responses, cfg.batch_size, max_length, cfg.truncation_side, progress=True)
+    for (row, key), r in zip(slots, rewards):
+        rows[row][key] = float(r)
+    write_jsonl(cfg.output, rows)
+    C.save_config(cfg, Path(cfg.output).with_suffix(".config.yaml"))
+    typer.echo(json.dumps({"output": cfg.output, "records": len(rows), "scored": len(rewards), "truncation": truncation}))
+
+
+@app.command("tiny-model")
+def tiny_model_cmd(
+    output: Path = typer.Option(..., "--output", help="Folder to write the model and tokenizer to."),
+    arch: str = typer.Option("llama", help="llama, gpt2 or bert."),
+    size: str = typer.Option("nano", help="nano (2×32), micro (2×64) or mini (4×256)."),
+    corpus: List[Path] = typer.Option([], "--corpus", help="Text/JSONL files whose strings train the tokenizer (repeatable); default: the built-in task."),
+    vocab_size: int = typer.Option(2000, help="BPE vocabulary size."),
+    seed: int = typer.Option(0, help="Seed of the random weights."),
+):
+    """Build a small random reward model plus a tokenizer trained offline — for tests and users without a hub."""
+    from rewardlab.models.tiny import save_tiny, texts_of
+
+    texts = []
+    for path in corpus:
+        if path.suffix in (".jsonl", ".json"):
+            texts += texts_of(json.loads(line) for line in path.read_text().splitlines() if line.strip()) if path.suffix == ".jsonl" \
+                else texts_of([json.loads(path.read_text())])
+        else:
+            texts += path.read_text().splitlines()
+    if not texts:
+        from rewardlab.tasks.gold import default_corpus
+
+        texts = default_corpus()
+    try:
+        save_tiny(output, arch, texts, size, vocab_size, seed)
+    except ValueError as e:
+        _fail(str(e))
+    typer.echo(json.dumps({"output": str(output), "arch": arch, "size": size}))
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Tokenise records and build batches: length-grouped, dynamically padded, one forward per batch.
+
+Pairs put chosen rows first and rejected rows second in one (2B, T) tensor, so both go through the
+model in a single forward pass. Truncation is explicit: ``truncate`` cuts a sequence from the side
+the caller names and every cut is counted in a ``TruncationReport``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rewardlab.data.render import render
+from rewardlab.types import LabelRecord, PairBatch, PairRecord, PointBatch, RankBatch, RankRecord, RatingRecord
+
+TRUNCATION_SIDES = ("left", "right")
+
+
+@dataclass
+class TruncationReport:
+    """How many sequences were cut to ``max_length``, and from which side."""
+
+    max_length: int
+    side: str
+    n_examples: int = 0
+    n_truncated_examples: int = 0  # examples (pairs, rankings, …) with at least one sequence cut
+    n_sequences: int = 0
+    n_truncated_sequences: int = 0
+    by_field: dict = field(default_factory=dict)  # e.g. {"chosen": 3, "rejected": 5}
+
+    def summary(self) -> dict:
+        return dict(self.__dict__)
+
+    def message(self) -> str:
+        if not self.n_truncated_examples:
+            return f"no sequence longer than max_length={self.max_length}"
+        fields = ", ".join(f"{k}: {v}" for k, v in self.by_field.items())
+        return (f"{self.n_truncated_examples}/{self.n_examples} examples cut to max_length={self.max_length} "
+                f"from the {self.side} ({fields})")
+
+
+def truncate(ids: list[int], max_length: int, side: str, keep_first: bool, keep_last: bool) -> list[int]:
+    """Cut ``ids`` to ``max_length`` from ``side``, keeping a leading BOS/CLS and a trailing EOS/SEP if asked."""
+    if len(ids) <= max_length:
+        return ids
+    head = ids[:1] if keep_first else []
+    tail = ids[-1:] if keep_last else []
+    body = ids[len(head): len(ids) - len(tail)]
+    room = max_length - len(head) - len(tail)
+    body = body[len(body) - room:] if side == "left" else body[:room]
+    return head + body + tail
+
+
+class Encoder:
+    """Turns (prompt, response) into token ids of at most ``max_length`` and counts truncation.
+
+    ``side="left"`` (default) cuts the start of the text, so the response — where a decoder reads the
+    reward — survives; ``side="right"`` cuts the end.
+    """
+
+    def __init__(self, tokenizer, max_length: int, side: str = "left"):
+        if side not in TRUNCATION_SIDES:
+            raise ValueError(f"unknown truncation side {side!r}; known: {', '.join(TRUNCATION_SIDES)}")
+        if max_length < 4:
+            raise ValueError(f"max_length must be at least 4, got {max_length}")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.side = side
+        self.report = TruncationReport(max_length, side)
+        specials = {tokenizer.bos_token_id, tokenizer.cls_token_id} - {None}
+        self._first = specials
+        self._last = {tokenizer.eos_token_id, tokenizer.sep_token_id} - {None}
+
+    def encode_texts(self, texts: list[str]) -> list[list[int]]:
+        all_ids = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        return all_ids
+
+    def encode_example(self, prompt, responses: list, names: list[str]) -> list[list[int]]:
+        """Encode several responses to one prompt; counts the example once if any of them is cut."""
+        texts = [render(prompt, r, self.tokenizer) for r in responses]
+        out, cut_any = [], False
+        for ids, name in zip(self.encode_texts(texts), names):
+            self.report.n_sequences += 1
+            if len(ids) > self.max_length:
+                cut_any = True
+                self.report.n_truncated_sequences += 1
+                self.report.by_field[name] = self.report.by_field.get(name, 0) + 1
+                ids = truncate(ids, self.max_length, self.side, ids[0] in self._first, ids[-1] in self._last)
+            out.append(ids)
+        self.report.n_examples += 1
+        self.report.n_truncated_examples += cut_any
+        return out
+
+
+@dataclass
+class Encoded:
+    """Token ids of one example: ``seqs`` is [chosen, rejected] for pairs, K responses for rankings, one for points."""
+
+    seqs: list
+    margin: float = 0.0
+    tie: bool = False
+    ranks: tuple = ()
+    target: object = None
+
+    @property
+    def length(self) -> int:
+        return max(len(s) for s in self.seqs)
+
+
+def encode_records(records: list, encoder: Encoder, attributes: list[str] | None = None) -> list[Encoded]:
+    """Encode records of one form; ``attributes`` orders a ratings ``scores`` dict into a target vector."""
+    out = []
+    for r in records:
+        if isinstance(r, PairRecord):
+            seqs = encoder.encode_example(r.prompt, [r.chosen, r.rejected], ["chosen", "rejected"])
+            out.append(Encoded(seqs, margin=0.0 if r.margin is None else float(r.margin), tie=bool(r.tie)))
+        elif isinstance(r, RankRecord):
+            seqs = encoder.encode_example(r.prompt, list(r.responses), [f"response_{i}" for i in range(len(r.responses))])
+            out.append(Encoded(seqs, ranks=tuple(float(x) for x in r.ranks)))
+        elif isinstance(r, RatingRecord):
+            seqs = encoder.encode_example(r.prompt, [r.response], ["response"])
+            if attributes:
+                target = [float(r.scores[a]) for a in attributes]
+            else:
+                target = float(r.score)
+            out.append(Encoded(seqs, target=target))
+        elif isinstance(r, LabelRecord):
+            seqs = encoder.encode_example(r.prompt, [r.response], ["response"])
+            out.append(Encoded(seqs, target=float(r.label)))
+        else:
+            raise TypeError(f"cannot encode {type(r).__name__}")
+    return out
+
+
+def length_grouped_batches(lengths, batch_size: int, seed: int, epoch: int = 0, group: int = 50) -> list[list[int]]:
+    """Shuffled batches of similar length, deterministic in (seed, epoch).
+
+    Shuffle, cut into mega-batches of ``batch_size * group`` examples, sort each by length, cut into
+    batches, shuffle the batches. Padding then costs little and the order is still random.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    lengths = np.asarray(lengths)
+    perm = rng.permutation(len(lengths))
+    batches = []
+    mega = batch_size * group
+    for start in range(0, len(perm), mega):
+        chunk = perm[start: start + mega]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i: i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest: (N, T) ids and mask. An empty sequence becomes one pad token with mask 1."""
+    seqs = [s if s else [pad_id] for s in seqs]
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def collate_pairs(examples: list[Encoded], pad_id: int) -> PairBatch:
+    ids, mask = pad([e.seqs[0] for e in examples] + [e.seqs[1] for e in examples], pad_id)  # (2B, T)
+    margin = torch.tensor([e.margin for e in examples], dtype=torch.float32)  # (B,)
+    tie = torch.tensor([e.tie for e in examples], dtype=torch.bool)  # (B,)
+    return PairBatch(ids, mask, margin, tie)
+
+
+def collate_rankings(examples: list[Encoded], pad_id: int) -> RankBatch:
+    K = max(len(e.seqs) for e in examples)
+    seqs, ranks, valid = [], [], []
+    for e in examples:
+        k = len(e.seqs)
+        seqs += e.seqs + [[pad_id]] * (K - k)  # padding rows: one token, ignored through `valid`
+        ranks.append(list(e.ranks) + [0.0] * (K - k))
+        valid.append([True] * k + [False] * (K - k))
+    ids, mask = pad(seqs, pad_id)  # (B*K, T)
+    return RankBatch(ids, mask, torch.tensor(ranks, dtype=torch.float32), torch.tensor(valid))
+
+
+def collate_points(examples: list[Encoded], pad_id: int) -> PointBatch:
+    ids, mask = pad([e.seqs[0] for e in examples], pad_id)  # (B, T)
+    return PointBatch(ids, mask, torch.tensor([e.target for e in examples], dtype=torch.float32))
+
+
+COLLATORS = {"pairs": collate_pairs, "rankings": collate_rankings, "ratings": collate_points, "labels": collate_points}

@@ -1,0 +1,414 @@
+"""A self-contained HTML report of a reward model's evaluation, with its plots as PNG files.
+
+``write_report`` writes into ``out_dir``:
+    report.html                 one file, no external resources: CSS inline, plots as base64 <img>
+    reliability.png             symmetrised reliability diagram of σ(Δ) (see metrics.pair_probabilities)
+    reward_distributions.png    histograms of chosen and rejected rewards
+    margin_histogram.png        histogram of Δ = r_chosen − r_rejected, correct (Δ > 0) vs wrong
+    reward_vs_length.png        reward against response length (when lengths are given)
+    accuracy_by_strength.png    accuracy per preference-strength bucket (when strengths are given)
+
+Plots use matplotlib's object API on the Agg canvas (no pyplot, no global backend switch), so the
+report can be written from any thread or a headless server.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from rewardlab.eval import metrics as M
+
+__all__ = ["write_report", "flatten_metrics", "format_value", "PLOT_FILES"]
+
+PLOT_FILES = {
+    "reliability": "reliability.png",
+    "distributions": "reward_distributions.png",
+    "margins": "margin_histogram.png",
+    "length": "reward_vs_length.png",
+    "strength": "accuracy_by_strength.png",
+}
+
+_CHOSEN, _REJECTED, _GOOD, _BAD, _INK = "#2b7bba", "#e07b39", "#3a9d5d", "#c8453c", "#333333"
+_MAX_SCATTER = 4000  # points per group drawn in the length scatter (a fixed-seed subsample above)
+
+# Direction of "better" by the last part of a metric's name; used to mark the best model in comparisons.
+_HIGHER_BETTER = ("accuracy", "auc", "f1", "precision", "recall", "score", "spearman", "agreement")
+_LOWER_BETTER = ("loss", "ece", "brier", "nll")
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_value(v: Any) -> str:
+    """A metric value as short text: 4 significant digits, scientific outside [1e-3, 1e5), '—' for None."""
+    if v is None:
+        return "—"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        x = float(v)
+        if math.isnan(x) or math.isinf(x):
+            return str(x)
+        if x == 0 or 1e-3 <= abs(x) < 1e5:
+            return f"{x:.4g}"
+        return f"{x:.3e}"
+    if isinstance(v, (list, tuple, np.ndarray)):
+        items = list(v)
+        if len(items) > 12:
+            return f"[{len(items)} values]"
+        return "[" + ", ".join(format_value(i) for i in items) + "]"
+    return str(v)
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts → one level with dotted keys: {"a": {"b": 1}} → {"a.b": 1}. Lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _direction(key: str) -> int:
+    """+1 if higher is better, −1 if lower is better, 0 if unknown (judged from the last name part)."""
+    last = key.rsplit(".", 1)[-1].lower()
+    if last.startswith("n_") or last in ("n", "ties") or "ci_" in last or "threshold" in last:
+        return 0
+    if any(w in last for w in _LOWER_BETTER):
+        return -1
+    if any(w in last for w in _HIGHER_BETTER):
+        return 1
+    return 0
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str, np.integer, np.floating, np.bool_))
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _figure(width: float = 6.0, height: float = 4.0) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _style(ax) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(alpha=0.25, linewidth=0.6)
+    ax.set_axisbelow(True)
+
+
+def _plot_reliability(rc: np.ndarray, rr: np.ndarray, path: Path) -> None:
+    cal = M.pairwise_calibration(rc, rr, n_bins=10, symmetrize=True)
+    curve = cal["reliability"]
+    fig = _figure(6.0, 5.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    top.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1, label="perfect calibration")
+    top.plot(curve["mean_prob"], curve["frequency"], marker="o", color=_CHOSEN, label="reward model")
+    top.set_ylabel("observed frequency (A wins)")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_title(f"Reliability of σ(Δ), pairs counted both ways — ECE {cal['ece']:.3f}")
+    top.legend(loc="upper left", frameon=False)
+    _style(top)
+    width = 1.0 / curve["n_bins"]
+    bottom.bar(curve["bin_centers"], curve["counts"], width=width * 0.9, color="#9bbcd8")
+    bottom.set_xlabel("predicted probability σ(r_A − r_B)")
+    bottom.set_ylabel("count")
+    _style(bottom)
+    fig.savefig(path)
+
+
+def _plot_distributions(rc: np.ndarray, rr: np.ndarray, path: Path) -> None:
+    fig = _figure()
+    ax = fig.add_subplot()
+    edges = np.histogram_bin_edges(np.concatenate([rc, rr]), bins=40)
+    ax.hist(rr, bins=edges, alpha=0.55, color=_REJECTED, label=f"rejected (mean {rr.mean():.3g})")
+    ax.hist(rc, bins=edges, alpha=0.55, color=_CHOSEN, label=f"chosen (mean {rc.mean():.3g})")
+    ax.set_xlabel("reward")
+    ax.set_ylabel("responses")
+    ax.set_title("Rewards of chosen and rejected responses")
+    ax.legend(frameon=False)
+    _style(ax)
+    fig.savefig(path)
+
+
+def _plot_margins(rc: np.ndarray, rr: np.ndarray, path: Path) -> None:
+    delta = rc - rr
+    fig = _figure()
+    ax = fig.add_subplot()
+    edges = np.histogram_bin_edges(delta, bins=40)
+    good, bad = delta[delta > 0], delta[delta <= 0]
+    ax.hist(
+        [good, bad],
+        bins=edges,
+        stacked=True,
+        color=[_GOOD, _BAD],
+        label=[f"correct, Δ > 0 ({len(good)})", f"wrong or tie, Δ ≤ 0 ({len(bad)})"],
+    )
+    ax.axvline(0.0, color=_INK, linewidth=1)
+    ax.set_xlabel("Δ = r(chosen) − r(rejected)")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"Reward margins — accuracy {np.mean(delta > 0):.3f}")
+    ax.legend(frameon=False)
+    _style(ax)
+    fig.savefig(path)
+
+
+def _subsample(n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if n <= _MAX_SCATTER else np.sort(rng.choice(n, size=_MAX_SCATTER, replace=False))
+
+
+def _plot_length(rc, rr, lc, lr, path: Path) -> None:
+    bias = M.length_bias(rc, rr, lc, lr)
+    rng = np.random.default_rng(0)
+    fig = _figure()
+    ax = fig.add_subplot()
+    for lengths, rewards, color, name in ((lr, rr, _REJECTED, "rejected"), (lc, rc, _CHOSEN, "chosen")):
+        idx = _subsample(len(lengths), rng)
+        ax.scatter(lengths[idx], rewards[idx], s=9, alpha=0.45, color=color, edgecolors="none", label=name)
+    lengths, rewards = np.concatenate([lc, lr]), np.concatenate([rc, rr])
+    if np.ptp(lengths) > 0:  # least-squares trend over all responses
+        slope, intercept = np.polyfit(lengths, rewards, 1)
+        xs = np.array([lengths.min(), lengths.max()])
+        ax.plot(xs, slope * xs + intercept, color=_INK, linestyle="--", linewidth=1.2,
+                label=f"trend ({slope:.3g} per unit length)")
+    ax.set_xlabel("response length")
+    ax.set_ylabel("reward")
+    ax.set_title(
+        f"Reward vs length — Pearson {format_value(bias['pearson'])}, Spearman {format_value(bias['spearman'])}"
+    )
+    fig.legend(frameon=False, markerscale=2, loc="outside lower center", ncol=3)
+    _style(ax)
+    fig.savefig(path)
+
+
+def _plot_strength(rc, rr, strength, path: Path) -> None:
+    by = M.accuracy_by_strength(rc, rr, strength)
+    acc = [np.nan if a is None else a for a in by["accuracy"]]
+    overall = float(np.mean((rc - rr) > 0))
+    fig = _figure()
+    ax = fig.add_subplot()
+    x = np.arange(len(acc))
+    bars = ax.bar(x, acc, color=_CHOSEN, width=0.7)
+    for bar, a, n in zip(bars, acc, by["n"]):
+        label = f"{a:.2f}\nn={n}" if not np.isnan(a) else f"n={n}"
+        ax.annotate(label, (bar.get_x() + bar.get_width() / 2, 0 if np.isnan(a) else a),
+                    xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    ax.axhline(0.5, color="#999999", linestyle="--", linewidth=1, label="chance")
+    ax.axhline(overall, color=_GOOD, linewidth=1, label=f"overall {overall:.3f}")
+    ax.set_xticks(x, by["labels"], rotation=30 if len(x) > 5 else 0)
+    ax.set_ylim(0, 1.15)
+    ax.set_xlabel("preference strength" + (" (quantile bins)" if by["kind"] == "quantile" else ""))
+    ax.set_ylabel("pairwise accuracy")
+    ax.set_title("Accuracy by preference strength")
+    fig.legend(frameon=False, loc="outside lower center", ncol=2)
+    _style(ax)
+    fig.savefig(path)
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+:root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f7f8fa; --accent:#2b7bba; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--ink);
+       font:15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width:1180px; margin:0 auto; padding:28px 24px 48px; }
+header h1 { margin:0 0 4px; font-size:26px; }
+header p { margin:0; color:var(--muted); }
+h2 { font-size:19px; margin:34px 0 12px; padding-bottom:6px; border-bottom:1px solid var(--line); }
+.cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; margin-top:20px; }
+.card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
+.card .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
+.card .value { font-size:24px; font-weight:600; margin-top:2px; font-variant-numeric:tabular-nums; }
+.plots { display:grid; grid-template-columns:repeat(auto-fit, minmax(520px, 1fr)); gap:16px; }
+figure { margin:0; background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px; }
+figure img { width:100%; height:auto; display:block; }
+figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
+.table-wrap { overflow-x:auto; background:#fff; border:1px solid var(--line); border-radius:8px;
+              width:fit-content; max-width:100%; }
+table { border-collapse:collapse; width:100%; font-size:14px; }
+table.metrics { width:auto; min-width:min(640px, 100%); }
+table.metrics td:first-child { padding-right:48px; }
+th, td { padding:6px 12px; text-align:left; border-bottom:1px solid var(--line); white-space:nowrap; }
+th { background:#eef2f6; font-weight:600; position:sticky; top:0; }
+td.num { text-align:right; font-variant-numeric:tabular-nums; font-family:ui-monospace, Menlo, Consolas, monospace; }
+tr:nth-child(even) td { background:#fafbfc; }
+td.best { font-weight:700; color:var(--accent); }
+footer { margin-top:36px; color:var(--muted); font-size:12px; }
+"""
+
+
+def _img_tag(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _metrics_table(metrics: Mapping[str, Any]) -> str:
+    rows = []
+    for key, value in flatten_metrics(metrics).items():
+        cls = "num" if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) else ""
+        rows.append(f'<tr><td>{html.escape(key)}</td><td class="{cls}">{html.escape(format_value(value))}</td></tr>')
+    if not rows:
+        return "<p>No metrics given.</p>"
+    return (
+        '<div class="table-wrap"><table class="metrics"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table></div>"
+    )
+
+
+def _comparison_table(compare: Mapping[str, Mapping[str, Any]]) -> str:
+    """Models as rows, scalar metrics as columns; the best value of a column with a known direction in bold."""
+    flat = {name: flatten_metrics(m) for name, m in compare.items()}
+    columns: list[str] = []
+    for m in flat.values():
+        for key, value in m.items():
+            if key not in columns and _is_scalar(value) and not isinstance(value, str):
+                columns.append(key)
+    best: dict[str, float] = {}
+    for col in columns:
+        d = _direction(col)
+        vals = [m.get(col) for m in flat.values()]
+        nums = [float(v) for v in vals if isinstance(v, (int, float, np.integer, np.floating))
+                and not isinstance(v, bool) and not math.isnan(float(v))]
+        if d and len(nums) > 1:
+            best[col] = max(nums) if d > 0 else min(nums)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for name, m in flat.items():
+        cells = []
+        for col in columns:
+            v = m.get(col)
+            is_best = col in best and v is not None and not isinstance(v, bool) and float(v) == best[col]
+            cls = "num best" if is_best else "num"
+            cells.append(f'<td class="{cls}">{html.escape(format_value(v))}</td>')
+        body.append(f"<tr><td>{html.escape(str(name))}</td>{''.join(cells)}</tr>")
+    return (
+        f'<div class="table-wrap"><table><thead><tr><th>model</th>{head}</tr></thead><tbody>'
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
+
+
+def _cards(rc: np.ndarray, rr: np.ndarray) -> str:
+    acc = M.pairwise_accuracy(rc, rr)
+    cal = M.pairwise_calibration(rc, rr)
+    items = [
+        ("pairs", str(acc["n"])),
+        ("accuracy", f"{acc['accuracy']:.3f}"),
+        ("ties", str(acc["ties"])),
+        ("mean margin Δ", f"{acc['mean_margin']:.3g}"),
+        ("BT loss", f"{M.pairwise_loss_bt(rc, rr):.3f}"),
+        ("ECE (sym.)", f"{cal['ece']:.3f}"),
+    ]
+    return '<div class="cards">' + "".join(
+        f'<div class="card"><div class="label">{html.escape(k)}</div><div class="value">{html.escape(v)}</div></div>'
+        for k, v in items
+    ) + "</div>"
+
+
+_CAPTIONS = {
+    "reliability": "Predicted probability σ(r_A − r_B) against how often A is the preferred response, every pair "
+    "counted in both orders (so the curve is symmetric about the centre). Points under the diagonal: overconfident.",
+    "distributions": "Rewards of the chosen and of the rejected responses on shared bins; separation between the two "
+    "is what pairwise accuracy measures.",
+    "margins": "Δ per pair; green pairs are ranked correctly, red ones wrong or tied (a tie counts as wrong).",
+    "length": "Each response's reward against its length; a strong trend means the reward partly measures length.",
+    "strength": "Accuracy within buckets of annotated preference strength; a good RM is more accurate on clearer "
+    "preferences. n = pairs in the bucket.",
+}
+
+
+def write_report(
+    out_dir: str | Path,
+    metrics: Mapping[str, Any],
+    r_chosen,
+    r_rejected,
+    len_chosen=None,
+    len_rejected=None,
+    strength=None,
+    title: str = "Reward model evaluation",
+    compare: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
+    """Write ``report.html`` and its PNG plots into ``out_dir``; return the path of the HTML file.
+
+    Args:
+        out_dir: folder to write into (created if missing; files of the same names are replaced).
+        metrics: any (nested) dict of metric values, shown flattened ("a.b") in the metrics table.
+        r_chosen, r_rejected: rewards (B,) of the pairs; the summary cards and plots are computed from them.
+        len_chosen, len_rejected: response lengths (B,) (tokens or characters); both or neither.
+            Given: the reward-vs-length scatter.
+        strength: preference strength per pair (B,) (e.g. the data's ``margin``). Given: accuracy by strength.
+        title: the page title.
+        compare: model name → metrics dict; given: a comparison table, models as rows, with the best
+            value of each column whose direction is known (accuracy up, loss / ECE / Brier down) in bold.
+    """
+    rc, rr = M._pair(r_chosen, r_rejected)
+    if (len_chosen is None) != (len_rejected is None):
+        raise ValueError("give both len_chosen and len_rejected, or neither")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    plots: list[tuple[str, Path]] = []
+    path = out / PLOT_FILES["reliability"]
+    _plot_reliability(rc, rr, path)
+    plots.append(("reliability", path))
+    path = out / PLOT_FILES["distributions"]
+    _plot_distributions(rc, rr, path)
+    plots.append(("distributions", path))
+    path = out / PLOT_FILES["margins"]
+    _plot_margins(rc, rr, path)
+    plots.append(("margins", path))
+    if len_chosen is not None:
+        lc, lr = M._vector(len_chosen, "len_chosen"), M._vector(len_rejected, "len_rejected")
+        M._same_length(r_chosen=rc, len_chosen=lc, len_rejected=lr)
+        path = out / PLOT_FILES["length"]
+        _plot_length(rc, rr, lc, lr, path)
+        plots.append(("length", path))
+    if strength is not None:
+        path = out / PLOT_FILES["strength"]
+        _plot_strength(rc, rr, M._vector(strength, "strength"), path)
+        plots.append(("strength", path))
+
+    figures = "".join(
+        f"<figure>{_img_tag(p, key)}<figcaption>{html.escape(_CAPTIONS[key])}</figcaption></figure>"
+        for key, p in plots
+    )
+    sections = [
+        f"<header><h1>{html.escape(title)}</h1><p>{len(rc)} preference pairs · generated by rewardlab</p></header>",
+        _cards(rc, rr),
+        f'<h2>Plots</h2><div class="plots">{figures}</div>',
+        f"<h2>Metrics</h2>{_metrics_table(metrics)}",
+    ]
+    if compare:
+        sections.append(f"<h2>Comparison</h2>{_comparison_table(compare)}")
+    sections.append(
+        "<footer>Pairwise accuracy counts ties as wrong. Calibration uses σ(Δ) with each pair counted in both "
+        "orders.</footer>"
+    )
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+        f"<body><main>{''.join(sections)}</main></body></html>\n"
+    )
+    report = out / "report.html"
+    report.write_text(page, encoding="utf-8")
+    return report

@@ -1,0 +1,122 @@
+"""A reward model is a Hugging Face backbone plus a scalar head.
+
+Any ``AutoModelForSequenceClassification`` with ``num_labels=1`` works. Two poolings:
+
+- ``last_token`` (decoders: Llama, GPT-2, Qwen, …): the head is applied to the hidden state of the last
+  token whose attention mask is 1, wherever the padding is (left or right). Position ids are derived
+  from the attention mask, so rewards do not depend on the padding side or on the batch's padding.
+  This equals what plain ``transformers`` computes on right-padded input whose pad token does not
+  occur inside the text.
+- ``model`` (encoders: BERT, RoBERTa, DeBERTa, …): the model's own pooling (e.g. [CLS] + pooler).
+
+The saved folder is a plain Hugging Face checkpoint: ``AutoModelForSequenceClassification.from_pretrained``
+loads it and gives the same rewards.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from rewardlab.types import RewardOutput
+
+POOLINGS = ("last_token", "model")
+
+
+def default_pooling(model: PreTrainedModel) -> str:
+    """Decoders (a ``score`` head over the base model's last hidden states) pool at the last token."""
+    return "last_token" if hasattr(model, "score") and isinstance(model.score, nn.Linear) else "model"
+
+
+def _head(model: PreTrainedModel) -> nn.Module:
+    for name in ("score", "classifier", "classification_head"):
+        if hasattr(model, name):
+            return getattr(model, name)
+    raise ValueError(f"{type(model).__name__} has no score/classifier head; pass a sequence-classification model")
+
+
+class RewardModel(nn.Module):
+    """Backbone + scalar head. ``forward`` returns rewards of shape (N,)."""
+
+    def __init__(self, model: PreTrainedModel, pooling: str | None = None):
+        super().__init__()
+        if model.config.num_labels != 1:
+            raise ValueError(f"a reward model needs num_labels=1, the backbone has {model.config.num_labels}")
+        pooling = pooling or default_pooling(model)
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; known: {', '.join(POOLINGS)}")
+        if pooling == "last_token" and default_pooling(model) != "last_token":
+            raise ValueError(f"pooling 'last_token' needs a decoder with a linear `score` head, got {type(model).__name__}")
+        self.model = model
+        self.pooling = pooling
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_hidden: bool = False) -> RewardOutput:
+        # input_ids, attention_mask: (N, T)
+        if self.pooling == "last_token":
+            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (N, T)
+            base = getattr(self.model, self.model.base_model_prefix)
+            hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state  # (N, T, C)
+            index = torch.arange(input_ids.shape[1], device=input_ids.device)
+            last = (index * attention_mask).argmax(-1)  # (N,) rightmost real token, any padding side
+            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (N, C)
+            rewards = self.model.score(pooled).squeeze(-1)  # (N,)
+            return RewardOutput(rewards, pooled if return_hidden else None)
+        captured = {}
+        hook = None
+        if return_hidden:
+            hook = _head(self.model).register_forward_hook(lambda m, args, out: captured.setdefault("h", args[0]))
+        try:
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (N, 1)
+        finally:
+            if hook is not None:
+                hook.remove()
+        hidden = captured.get("h")
+        if hidden is not None and hidden.dim() == 3:  # heads that pool inside (e.g. RoBERTa): take the first token
+            hidden = hidden[:, 0]
+        return RewardOutput(logits.squeeze(-1), hidden)
+
+    def save_pretrained(self, path, **kwargs):
+        self.model.save_pretrained(path, **kwargs)
+
+
+def load_backbone(
+    name_or_path: str,
+    *,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype | None = None,
+    tokenizer_name: str | None = None,
+):
+    """Load (model, tokenizer) from a local folder or a hub id, as a 1-label sequence classifier.
+
+    A causal LM checkpoint gets a fresh, randomly initialised score head (transformers warns about it).
+    A tokenizer without a pad token gets one: its EOS token, or a new ``<pad>`` token if it has no EOS
+    (then the embeddings are resized).
+    """
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or name_or_path, trust_remote_code=trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name_or_path, num_labels=1, trust_remote_code=trust_remote_code, dtype=dtype
+    )
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+            model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    tokenizer.padding_side = "right"
+    return model, tokenizer
+
+
+def load_reward_model(name_or_path: str, *, trust_remote_code: bool = False, dtype: torch.dtype | None = None):
+    """Load a saved reward model (rewardlab's, TRL's, OpenRLHF's or any 1-label HF classifier): (RewardModel, tokenizer, meta)."""
+    from rewardlab.train.checkpoint import read_metadata
+
+    model, tokenizer = load_backbone(name_or_path, trust_remote_code=trust_remote_code, dtype=dtype)
+    meta = read_metadata(name_or_path)
+    model.eval()
+    return RewardModel(model, pooling=meta.get("pooling")), tokenizer, meta

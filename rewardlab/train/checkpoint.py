@@ -1,0 +1,97 @@
+"""Checkpoints: Hugging Face folders (safetensors) + ``rewardlab.json``, written atomically.
+
+Layout of a training output directory::
+
+    DIR/                      final model: config.json, model.safetensors, tokenizer files,
+                              rewardlab.json (metadata), rewardlab_config.yaml (resolved config)
+    DIR/checkpoints/step-N/   the same plus trainer_state.pt (optimizer, scheduler, RNG, position)
+
+A folder is written under a temporary name and renamed into place, so a killed run never leaves a
+half-written checkpoint where ``--resume`` would find it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+METADATA = "rewardlab.json"
+STATE = "trainer_state.pt"
+
+
+def versions() -> dict:
+    import transformers
+
+    import rewardlab
+
+    return {"rewardlab": rewardlab.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
+
+
+def read_metadata(path: str | Path) -> dict:
+    """``rewardlab.json`` of a checkpoint folder, or {} for a folder (or hub id) rewardlab did not write."""
+    file = Path(path) / METADATA
+    return json.loads(file.read_text()) if file.is_file() else {}
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def save_model_folder(folder: Path, model, tokenizer, metadata: dict, state: dict | None = None) -> Path:
+    """Write model + tokenizer + metadata (+ trainer state) to ``folder`` atomically (tmp folder, then rename)."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / METADATA).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    if state is not None:
+        torch.save(state, tmp / STATE)
+    if folder.exists():
+        old = folder.with_name(folder.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, folder)
+    return folder
+
+
+def save_final(output: Path, model, tokenizer, metadata: dict) -> None:
+    """The final model goes to the top of ``output`` (beside ``checkpoints/``), file by file via a tmp folder."""
+    output = Path(output)
+    staged = save_model_folder(output / ".final", model, tokenizer, metadata)
+    for f in staged.iterdir():
+        os.replace(f, output / f.name)
+    staged.rmdir()
+
+
+def checkpoint_steps(output: Path) -> list[int]:
+    root = Path(output) / "checkpoints"
+    if not root.is_dir():
+        return []
+    steps = [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(r"step-(\d+)", p.name)) and (p / STATE).is_file()]
+    return sorted(steps)
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    steps = checkpoint_steps(output)
+    return Path(output) / "checkpoints" / f"step-{steps[-1]}" if steps else None
+
+
+def prune_checkpoints(output: Path, keep: int) -> None:
+    for step in checkpoint_steps(output)[:-keep] if keep > 0 else []:
+        shutil.rmtree(Path(output) / "checkpoints" / f"step-{step}", ignore_errors=True)

@@ -1,0 +1,303 @@
+"""The training loop: one function, top to bottom.
+
+    records ─► tokenise (truncation reported) ─► length-grouped batches ─► model ─► rewards
+            ─► catalogue loss (+ regularisers) ─► AdamW (warmup, schedule, clipping, accumulation)
+            ─► eval every N steps ─► atomic checkpoints ─► final HF folder + rewardlab.json
+
+Runs on Accelerate: devices, mixed precision and multi-process (DDP/FSDP/DeepSpeed via
+``accelerate launch``). Same seed → identical runs on CPU, and a killed run resumed with
+``resume=True`` ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from rewardlab.config import TrainConfig, save_config, to_dict
+from rewardlab.data.batching import COLLATORS, Encoder, encode_records, length_grouped_batches
+from rewardlab.losses.catalogue import get_loss, get_regularizer, resolve_hparams
+from rewardlab.models.reward_model import RewardModel, load_backbone
+from rewardlab.train import checkpoint as ckpt
+from rewardlab.types import PairBatch, PointBatch, RankBatch
+
+# The data form each loss family trains on, unless the loss names one.
+FAMILY_FORM = {"pairwise": "pairs", "listwise": "rankings", "pointwise": "ratings"}
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor  # scalar, what is back-propagated
+    n: int  # examples that counted
+    correct: float  # pairwise: chosen scored above rejected (ties in data excluded)
+
+
+def _mean(per_example: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    if keep is not None:
+        per_example = per_example[keep]
+    return per_example.mean() if per_example.numel() else per_example.sum()  # 0 (with grad) for an empty batch
+
+
+def _regularize(regs: list, out, extra: dict) -> torch.Tensor:
+    """Σ coef · mean(regulariser) — each regulariser takes the inputs its catalogue entry names."""
+    total = out.rewards.new_zeros(())
+    for spec, coef, hp in regs:
+        available = {"rewards": out.rewards, "hidden": out.hidden, **extra}
+        kwargs = {k: available[k] for k in spec.inputs}
+        total = total + coef * spec.fn(**kwargs, **hp).mean()
+    return total
+
+
+def pairwise_step(model: RewardModel, batch: PairBatch, spec, hp: dict, regs: list, need_hidden: bool) -> StepOutput:
+    out = model(batch.input_ids, batch.attention_mask, return_hidden=need_hidden)
+    B = batch.margin.shape[0]
+    r_chosen, r_rejected = out.rewards[:B].float(), out.rewards[B:].float()  # (B,), (B,)
+    kwargs = {}
+    if "margin" in spec.inputs:
+        kwargs["margin"] = batch.margin
+    if "tie" in spec.inputs:
+        kwargs["tie"] = batch.tie
+    per = spec.fn(r_chosen, r_rejected, **kwargs, **hp)  # (B,)
+    keep = None if spec.handles_ties else ~batch.tie  # a loss that does not model ties never sees them
+    lengths = batch.attention_mask.sum(-1).float()
+    loss = _mean(per, keep) + _regularize(regs, out, {"r_chosen": r_chosen, "r_rejected": r_rejected, "lengths": lengths})
+    strict = ~batch.tie
+    correct = (r_chosen > r_rejected)[strict].float().sum().item()
+    return StepOutput(loss, int(strict.sum()), correct)
+
+
+def listwise_step(model: RewardModel, batch: RankBatch, spec, hp: dict, regs: list, need_hidden: bool) -> StepOutput:
+    out = model(batch.input_ids, batch.attention_mask, return_hidden=need_hidden)
+    rewards = out.rewards.float().view(batch.ranks.shape)  # (B, K)
+    loss = _mean(spec.fn(rewards, batch.ranks, batch.valid, **hp))
+    loss = loss + _regularize(regs, out, {"lengths": batch.attention_mask.sum(-1).float()})
+    # accuracy over strictly ordered valid pairs i, j with rank_i < rank_j
+    better = (batch.ranks[:, :, None] < batch.ranks[:, None, :]) & batch.valid[:, :, None] & batch.valid[:, None, :]
+    correct = ((rewards[:, :, None] > rewards[:, None, :]) & better).sum().item()
+    return StepOutput(loss, int(better.sum()), correct)
+
+
+def pointwise_step(model: RewardModel, batch: PointBatch, spec, hp: dict, regs: list, need_hidden: bool) -> StepOutput:
+    out = model(batch.input_ids, batch.attention_mask, return_hidden=need_hidden)
+    rewards = out.rewards.float()  # (B,)
+    loss = _mean(spec.fn(rewards, batch.target, **hp))  # target: (B,) or (B, A)
+    loss = loss + _regularize(regs, out, {"lengths": batch.attention_mask.sum(-1).float()})
+    return StepOutput(loss, 0, 0.0)
+
+
+STEPS = {"pairwise": pairwise_step, "listwise": listwise_step, "pointwise": pointwise_step}
+
+
+def make_scheduler(optimizer, kind: str, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return max(0.0, 1.0 - progress)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def split_records(records: list, fraction: float, seed: int) -> tuple[list, list]:
+    """A seeded held-out split (by record, so both responses of a pair stay on one side)."""
+    if fraction <= 0 or len(records) < 2:
+        return records, []
+    perm = np.random.default_rng(seed).permutation(len(records))
+    n_eval = max(1, int(round(fraction * len(records))))
+    held = set(perm[:n_eval].tolist())
+    return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
+
+
+def load_training_data(cfg: TrainConfig, form: str):
+    """(train records, eval records, data summary) — bad records and splits reported, nothing silently dropped."""
+    from rewardlab.data.formats import load_records
+
+    records, report = load_records(cfg.data, form=form, columns=cfg.columns, on_bad_record=cfg.on_bad_record, limit=cfg.limit)
+    summary = {"train": report.summary()}
+    if cfg.eval_data:
+        eval_records, eval_report = load_records(cfg.eval_data, form=form, columns=cfg.columns, on_bad_record=cfg.on_bad_record)
+        summary["eval"] = eval_report.summary()
+    else:
+        records, eval_records = split_records(records, cfg.eval_split, cfg.seed)
+        summary["eval"] = {"split_from_train": cfg.eval_split, "n_loaded": len(eval_records)}
+    if not records:
+        raise ValueError(f"{cfg.data}: no training records left (loaded {report.n_loaded}, skipped {report.n_skipped})")
+    return records, eval_records, summary
+
+
+def train(cfg: TrainConfig, records: list | None = None, eval_records: list | None = None, log=print) -> dict:
+    """Train a reward model as ``cfg`` says; returns the metadata written to ``rewardlab.json``.
+
+    ``records`` / ``eval_records`` may be passed directly (then ``cfg.data`` is only recorded).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    if cfg.output is None or cfg.model is None:
+        raise ValueError("train needs --model and --output")
+    output = Path(cfg.output)
+    spec = get_loss(cfg.loss)
+    hp = resolve_hparams(spec, cfg.loss_args)
+    regs = [(get_regularizer(name), coef, resolve_hparams(get_regularizer(name), {})) for name, coef in cfg.regularizers.items()]
+    form = cfg.form or (spec.data_form if spec.data_form != "any" else FAMILY_FORM[spec.family])
+    need_hidden = any("hidden" in r.inputs for r, _, _ in regs)
+
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        log_with=None if cfg.report_to == "none" else cfg.report_to,
+        project_dir=str(output),
+    )
+    set_seed(cfg.seed)
+    say = log if accelerator.is_main_process else (lambda *a, **k: None)
+
+    if records is None:
+        records, eval_records, data_summary = load_training_data(cfg, form)
+    else:
+        data_summary = {"train": {"source": cfg.data or "in-memory", "n_loaded": len(records)},
+                        "eval": {"n_loaded": len(eval_records or [])}}
+    eval_records = eval_records or []
+
+    resume_from = ckpt.latest_checkpoint(output) if cfg.resume else None
+    model_source = str(resume_from) if resume_from else cfg.model
+    model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code)
+    rm = RewardModel(model)
+
+    encoder = Encoder(tokenizer, cfg.max_length, cfg.truncation_side)
+    encoded = encode_records(records, encoder)
+    truncation = encoder.report.summary()
+    say(f"train: {len(encoded)} {form} — {encoder.report.message()}")
+    pad_id = tokenizer.pad_token_id
+    if rm.pooling == "last_token":
+        inside = sum(int(pad_id in s[:-1]) for e in encoded for s in e.seqs)
+        if inside:
+            say(f"warning: the pad token occurs inside {inside} sequences; plain transformers pools at the first pad, rewardlab at the last real token")
+
+    collate = COLLATORS[form]
+    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
+    updates_per_epoch = math.ceil(steps_per_epoch / cfg.grad_accum)
+    total_updates = cfg.max_steps or max(1, math.ceil(cfg.epochs * updates_per_epoch))
+    n_epochs = math.ceil(total_updates / updates_per_epoch)
+
+    decay = [p for n, p in rm.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in rm.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg.scheduler, int(cfg.warmup_ratio * total_updates), total_updates)
+    rm, optimizer = accelerator.prepare(rm, optimizer)
+
+    update, epoch, batch_in_epoch = 0, 0, 0
+    if resume_from is not None:
+        state = torch.load(resume_from / ckpt.STATE, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        update, epoch, batch_in_epoch = state["update"], state["epoch"], state["batch_in_epoch"]
+        say(f"resumed from {resume_from} at update {update} (epoch {epoch}, batch {batch_in_epoch})")
+
+    save_config(cfg, output / "rewardlab_config.yaml") if accelerator.is_main_process else None
+    if cfg.report_to != "none":
+        accelerator.init_trackers("rewardlab", config={k: v for k, v in to_dict(cfg).items() if isinstance(v, (int, float, str, bool))})
+
+    def metadata(metrics: dict, final: bool) -> dict:
+        return {"format": "rewardlab-reward-model", "base_model": cfg.model, "loss": cfg.loss, "loss_args": hp,
+                "family": spec.family, "data_form": form, "regularizers": cfg.regularizers, "pooling": rm_unwrapped().pooling,
+                "max_length": cfg.max_length, "truncation_side": cfg.truncation_side, "data": data_summary,
+                "truncation": truncation, "metrics": metrics, "update": update, "total_updates": total_updates,
+                "final": final, "config": to_dict(cfg), "versions": ckpt.versions()}
+
+    def rm_unwrapped() -> RewardModel:
+        return accelerator.unwrap_model(rm)
+
+    def evaluate() -> dict:
+        if not eval_records:
+            return {}
+        from rewardlab.eval.evaluate import evaluate_records
+
+        m = evaluate_records(rm_unwrapped(), tokenizer, eval_records, batch_size=max(cfg.batch_size, 16),
+                             max_length=cfg.max_length, truncation_side=cfg.truncation_side, form=form)
+        rm.train()
+        return m
+
+    def save_checkpoint(metrics: dict) -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                     "update": update, "epoch": epoch, "batch_in_epoch": batch_in_epoch}
+            ckpt.save_model_folder(output / "checkpoints" / f"step-{update}", rm_unwrapped().model, tokenizer, metadata(metrics, False), state)
+            ckpt.prune_checkpoints(output, cfg.save_total_limit)
+
+    metrics: dict = {}
+    history: list = []
+    rm.train()
+    bar = tqdm(total=total_updates, initial=update, desc=f"train {cfg.loss}", disable=not (cfg.progress and accelerator.is_main_process),
+               dynamic_ncols=True)
+    t0, seen, run_correct, run_n, run_loss, run_steps = time.perf_counter(), 0, 0.0, 0, 0.0, 0
+    while update < total_updates:
+        batches = length_grouped_batches([e.length for e in encoded], cfg.batch_size, cfg.seed, epoch)
+        loader = DataLoader(encoded, batch_sampler=batches, collate_fn=lambda ex: collate(ex, pad_id),
+                            generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG (dropout) alone
+        loader = accelerator.prepare(loader)
+        if batch_in_epoch:
+            loader = accelerator.skip_first_batches(loader, batch_in_epoch)
+        for batch in loader:
+            with accelerator.accumulate(rm):
+                out = STEPS[spec.family](rm, batch, spec, hp, regs, need_hidden)
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(rm.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            batch_in_epoch += 1
+            seen += batch.input_ids.shape[0] // (2 if form == "pairs" else 1)
+            run_loss, run_steps = run_loss + out.loss.item(), run_steps + 1
+            run_correct, run_n = run_correct + out.correct, run_n + out.n
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            update += 1
+            bar.update(1)
+            logs = {"loss": run_loss / run_steps, "lr": scheduler.get_last_lr()[0]}
+            if run_n:
+                logs["train_accuracy"] = run_correct / run_n
+            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+            accelerator.log(logs, step=update)
+            history.append({"update": update, **logs})
+            run_correct, run_n, run_loss, run_steps = 0.0, 0, 0.0, 0
+            if cfg.eval_every and update % cfg.eval_every == 0:
+                metrics = evaluate()
+                accelerator.log({f"eval_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=update)
+                say(f"update {update}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+            if cfg.save_every and update % cfg.save_every == 0:
+                save_checkpoint(metrics)
+            if update >= total_updates:
+                break
+        else:
+            epoch, batch_in_epoch = epoch + 1, 0
+            if not cfg.eval_every:
+                metrics = evaluate()
+            if not cfg.save_every and update < total_updates:
+                save_checkpoint(metrics)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    if not metrics or cfg.eval_every and update % cfg.eval_every:
+        metrics = evaluate()
+    meta = metadata(metrics, True)
+    meta["train"] = {"seconds": elapsed, "examples_seen": seen, "examples_per_second": seen / elapsed if elapsed else None,
+                     "history_tail": history[-5:]}
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        ckpt.save_final(output, rm_unwrapped().model, tokenizer, meta)
+    accelerator.end_training()
+    say(f"saved {output} — " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    return meta

@@ -1,0 +1,126 @@
+"""End to end through the CLI: tiny model → train → eval → score → plain transformers load → resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from rewardlab.cli import app
+from rewardlab.train.checkpoint import checkpoint_steps
+
+runner = CliRunner()
+
+
+def run(*args: str) -> str:
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def last_json(out: str) -> dict:
+    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, toy_data):
+    root = tmp_path_factory.mktemp("e2e")
+    run("tiny-model", "--output", root / "tiny", "--corpus", toy_data["train"], "--vocab-size", 400)
+    out = root / "rm"
+    run("train", "--data", toy_data["train"], "--model", root / "tiny", "--output", out, "--loss", "bt",
+        "--epochs", 3, "--lr", 3e-3, "--batch-size", 16, "--max-length", 64, "--eval-split", 0.1, "--no-progress")
+    return out
+
+
+def test_train_writes_hf_checkpoint_and_metadata(trained):
+    assert (trained / "model.safetensors").is_file() and (trained / "config.json").is_file()
+    assert (trained / "tokenizer.json").is_file() and (trained / "rewardlab_config.yaml").is_file()
+    meta = json.loads((trained / "rewardlab.json").read_text())
+    assert meta["loss"] == "bt" and meta["pooling"] == "last_token" and meta["max_length"] == 64
+    assert meta["data"]["train"]["n_loaded"] == 400 and meta["data"]["eval"]["n_loaded"] == 40
+    assert meta["metrics"]["accuracy"] >= 0.9
+    assert {"torch", "transformers", "rewardlab"} <= set(meta["versions"])
+
+
+def test_eval_on_held_out_pairs(trained, toy_data, tmp_path):
+    out = last_json(run("eval", "--model", trained, "--data", toy_data["test"], "--output", tmp_path / "m.json"))
+    assert out["accuracy"] >= 0.9 and out["n_pairs"] == 100
+    assert {"mean_margin", "loss", "reward_ties"} <= set(out)
+    assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == out["accuracy"]
+
+
+def test_score_matches_plain_transformers(trained, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    rows = [{"prompt": "What do you think of rain?", "response": " it seems quite great and kind."},
+            {"prompt": "What do you think of chess?", "response": " the answer is rude."},
+            {"prompt": "What do you think of bread?", "response": " so."}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run("score", "--model", trained, "--input", src, "--output", tmp_path / "out.jsonl")
+    scored = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [s["prompt"] for s in scored] == [r["prompt"] for r in rows]
+
+    model = AutoModelForSequenceClassification.from_pretrained(trained).eval()
+    tok = AutoTokenizer.from_pretrained(trained)
+    batch = tok([r["prompt"] + r["response"] for r in rows], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        plain = model(**batch).logits.squeeze(-1).tolist()
+    for s, p in zip(scored, plain):
+        assert abs(s["reward"] - p) < 1e-5
+
+
+def test_help_lists_verbs():
+    out = runner.invoke(app, ["--help"]).stdout
+    for verb in ("train", "eval", "score", "tiny-model", "losses"):
+        assert verb in out
+    for verb in ("train", "eval", "score", "tiny-model"):
+        r = runner.invoke(app, [verb, "--help"])
+        assert r.exit_code == 0 and "--" in r.stdout
+
+
+def test_train_config_file_and_errors(toy_data, tiny_llama, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {toy_data['train']}\nmodel: {tiny_llama}\nloss: nope\n")
+    r = runner.invoke(app, ["train", "--config", str(cfg), "--output", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "unknown loss 'nope'" in r.output and "bt" in r.output
+    cfg.write_text("data: x\nbogus: 1\n")
+    r = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert r.exit_code != 0 and "bogus" in r.output
+
+
+def _train_cmd(data, model, out, *extra):
+    return [sys.executable, "-m", "rewardlab", "train", "--data", str(data), "--model", str(model), "--output", str(out),
+            "--epochs", "2", "--lr", "3e-3", "--batch-size", "8", "--max-length", "64", "--eval-split", "0",
+            "--save-every", "5", "--no-progress", *extra]
+
+
+def test_kill_and_resume_gives_same_weights(toy_data, tiny_llama, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight = tmp_path / "straight"
+    subprocess.run(_train_cmd(toy_data["train"], tiny_llama, straight), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(toy_data["train"], tiny_llama, killed), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and max(checkpoint_steps(killed), default=0) < 30:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (killed / "checkpoints").is_dir() and not (killed / "model.safetensors").exists(), "run was not interrupted"
+    subprocess.run(_train_cmd(toy_data["train"], tiny_llama, killed, "--resume"), check=True, env=env, capture_output=True)
+
+    a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
