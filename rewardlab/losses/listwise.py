@@ -4,7 +4,7 @@ Notation
     B   prompts in the batch        K   response slots per prompt (padded)
     r   rewards (B, K)              ranks (B, K) float, lower = better, equal = tie
     valid (B, K) bool: False marks padding slots
-    ℓ(x) = −log σ(x) = softplus(−x)
+    ℓ(x) = −log σ(x) = log(1 + e^−x)
 
 Calling convention: ``fn(rewards (B, K), ranks (B, K), valid (B, K), *, <hyperparameters>) -> (B,)``.
 Padding slots never influence values or gradients: their rewards and ranks are replaced by
@@ -43,7 +43,7 @@ def kwise_bt(rewards: Tensor, ranks: Tensor, valid: Tensor) -> Tensor:
     r, rk, valid = _clean(rewards, ranks, valid)
     both = valid[:, :, None] & valid[:, None, :]  # (B, K, K)
     better = both & (rk[:, :, None] < rk[:, None, :])  # (B, K, K): i strictly better than j
-    pair_loss = F.softplus(-(r[:, :, None] - r[:, None, :]))  # (B, K, K)  ℓ(r_i − r_j)
+    pair_loss = -F.logsigmoid(r[:, :, None] - r[:, None, :])  # (B, K, K)  ℓ(r_i − r_j)
     total = torch.where(better, pair_loss, torch.zeros_like(pair_loss)).sum(dim=(1, 2))  # (B,)
     count = better.sum(dim=(1, 2)).clamp(min=1).to(r.dtype)  # (B,)
     return total / count

@@ -3,14 +3,14 @@
 Notation
     B   pairs in the batch
     Δ   r_chosen − r_rejected                                   # (B,)
-    σ   logistic sigmoid;  ℓ(x) = −log σ(x) = softplus(−x)      (the Bradley–Terry negative log-likelihood)
+    σ   logistic sigmoid;  ℓ(x) = −log σ(x) = log(1 + e^−x)    (the Bradley–Terry negative log-likelihood)
     m   per-pair margin / preference strength (the ``margin`` tensor)
 
 Calling convention (the trainer relies on it):
     fn(r_chosen (B,), r_rejected (B,), margin=None, tie=None, *, <hyperparameters>) -> (B,)
 Every loss accepts ``margin`` and ``tie``; a loss that does not use one says so and ignores it.
 Hyperparameters are keyword-only; their defaults are the catalogue's defaults. Values are
-per-example (no reduction). Everything is written with ``softplus`` / ``logsigmoid`` so that values
+per-example (no reduction). Everything is written with ``logsigmoid`` / ``logaddexp`` so that values
 and gradients stay finite for |Δ| up to 1e4 and beyond.
 """
 
@@ -38,7 +38,7 @@ def _delta(r_chosen: Tensor, r_rejected: Tensor) -> Tensor:
 
 def _nll(x: Tensor) -> Tensor:
     """ℓ(x) = −log σ(x), stable for any |x|."""
-    return F.softplus(-x)
+    return -F.logsigmoid(x)  # exact for all x (torch's softplus switches to x above 20)
 
 
 def _need_margin(margin: Tensor | None, name: str, delta: Tensor) -> Tensor:
@@ -201,7 +201,7 @@ def ties(r_chosen: Tensor, r_rejected: Tensor, margin: Tensor | None = None, tie
         log_theta = math.log(theta)
         nll_win = _nll(delta - log_theta)
         log_p_tie = (math.log(theta**2 - 1.0) + delta
-                     - torch.logaddexp(delta, torch.full_like(delta, log_theta)) - F.softplus(delta + log_theta))
+                     - torch.logaddexp(delta, torch.full_like(delta, log_theta)) + F.logsigmoid(-(delta + log_theta)))
         nll_tie = -log_p_tie
     elif model == "davidson":
         if not nu >= 0.0:

@@ -90,7 +90,7 @@ def focal_bce(rewards: Tensor, target: Tensor, *, gamma: float = 2.0) -> Tensor:
     if bool(((y != 0) & (y != 1)).any()):
         raise ValueError("focal_bce: targets must be 0 or 1 (or NaN for missing)")
     z = (2.0 * y - 1.0) * rewards  # log-odds of the true class
-    per = torch.exp(gamma * F.logsigmoid(-z)) * F.softplus(-z)
+    per = -torch.exp(gamma * F.logsigmoid(-z)) * F.logsigmoid(z)
     return _masked_mean(per, present)
 
 

@@ -116,3 +116,17 @@ def test_losses_package_imports_only_torch_and_stdlib():
             else:
                 continue
             assert roots <= allowed, f"{path.name} imports {roots - allowed}"
+
+
+def test_regularizer_inputs_are_ones_the_trainer_provides():
+    """rewardlab.train.loop offers rewards, hidden, r_chosen, r_rejected, lengths; odin also needs a length head."""
+    provided = {"rewards", "hidden", "r_chosen", "r_rejected", "lengths", "length_rewards"}
+    for spec in REGULARIZERS.values():
+        assert set(spec.inputs) <= provided, spec.name
+
+
+def test_paper_index_lists_every_entry():
+    """docs/papers.md has a row for every loss and regulariser."""
+    index = (Path(__file__).resolve().parents[2] / "docs" / "papers.md").read_text()
+    for name in EXPECTED_LOSSES + EXPECTED_REGS:
+        assert f"| `{name}` |" in index, name

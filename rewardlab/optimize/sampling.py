@@ -1,0 +1,174 @@
+"""Sampling completions from a causal-LM policy and scoring their tokens.
+
+Notation: B sequences, P prompt tokens (left-padded), R completion tokens (right-padded), V vocabulary.
+
+Layout of a rollout, one row per sample::
+
+    prompt_ids    [pad pad x1 x2 x3]      left-padded, so every completion starts at column P
+    response_ids  [y1 y2 EOS pad pad]     cut after the first EOS; everything later is padding
+    response_mask [ 1  1  1   0   0 ]     1 on real completion tokens, the first EOS included
+
+A completion ends at its first EOS (any id of ``eos_token_id``, which may be a list); ``generate``
+keeps writing pad tokens for sequences that finished early, and a pad id may equal the EOS id —
+the mask comes from the position of the first EOS, never from comparing with the pad id. The text
+given to rewards is the decoded completion up to (not including) that EOS, so a reward never
+reads a pad. A completion that hits ``max_new_tokens`` without EOS is ``ended = False``.
+
+Log-probabilities are recomputed by a forward pass over ``[prompt | completion]`` with position ids
+from the attention mask (cumsum − 1), the same positions ``generate`` used, so they match the
+sampler's own scores on left-padded batches. With ``temperature`` τ the distribution is
+softmax(logits / τ); top-k / top-p truncation is *not* reflected in the log-probs, so on-policy
+methods (REINFORCE, RLOO, PPO) should sample with top_k = 0 and top_p = 1.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+
+
+class Rollout(NamedTuple):
+    """Sampled completions and the tensors to score them (see the module docstring)."""
+
+    prompt_ids: torch.Tensor  # (B, P) left-padded
+    prompt_mask: torch.Tensor  # (B, P)
+    response_ids: torch.Tensor  # (B, R) pad after the first EOS
+    response_mask: torch.Tensor  # (B, R) 1 on real tokens, first EOS included
+    ended: torch.Tensor  # (B,) bool: the completion ended with EOS (not cut at max_new_tokens)
+    prompts: list  # B prompt strings
+    completions: list  # B completion strings (up to, not including, the first EOS)
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a completion: the tokenizer's EOS plus the generation config's (int or list)."""
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    gen = getattr(model, "generation_config", None)
+    extra = getattr(gen, "eos_token_id", None) if gen is not None else None
+    if isinstance(extra, int):
+        ids.add(extra)
+    elif extra is not None:
+        ids.update(int(i) for i in extra)
+    if not ids:
+        raise ValueError("the tokenizer and the model's generation config define no EOS token; completions could never end")
+    return sorted(ids)
+
+
+def encode_prompts(tokenizer, prompts: Sequence, chat: bool = False, max_length: int | None = None,
+                   device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded (B, P) ids and mask for prompts (strings, or chat messages when ``chat``).
+
+    ``chat=True`` renders each prompt with the tokenizer's chat template as a user turn plus the
+    generation prompt (a list of messages is used as is). Long prompts keep their last ``max_length`` tokens.
+    """
+    if chat:
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("chat=True needs a tokenizer with a chat template")
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}] if isinstance(p, str) else p,
+                                               tokenize=False, add_generation_prompt=True) for p in prompts]
+        seqs = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    else:
+        if not all(isinstance(p, str) for p in prompts):
+            raise ValueError("plain prompts must be strings; pass chat=True for lists of messages")
+        seqs = [tokenizer(p)["input_ids"] for p in prompts]
+    if max_length is not None:
+        seqs = [s[-max_length:] for s in seqs]
+    if any(len(s) == 0 for s in seqs):
+        raise ValueError("a prompt encodes to no tokens; give the tokenizer a BOS token or a non-empty prompt")
+    pad = pad_id(tokenizer)
+    P = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), P), pad, dtype=torch.long)  # (B, P)
+    mask = torch.zeros((len(seqs), P), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, P - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, P - len(s):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def pad_id(tokenizer) -> int:
+    """The pad id; the EOS id when the tokenizer has no pad token (safe: masks never compare with it)."""
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id)
+    raise ValueError("the tokenizer has neither a pad nor an EOS token")
+
+
+def truncate_at_eos(response_ids: torch.Tensor, eos: Sequence[int], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cut each row after its first EOS: (ids with pad after it, mask with the EOS kept, ended).
+
+    >>> ids, mask, ended = truncate_at_eos(torch.tensor([[5, 2, 7, 2], [5, 6, 7, 8]]), [2], pad=0)
+    >>> ids.tolist(), mask.tolist(), ended.tolist()
+    ([[5, 2, 0, 0], [5, 6, 7, 8]], [[1, 1, 0, 0], [1, 1, 1, 1]], [True, False])
+    """
+    is_eos = torch.isin(response_ids, torch.tensor(list(eos), device=response_ids.device))  # (B, R)
+    seen_before = (is_eos.long().cumsum(-1) - is_eos.long()) > 0  # (B, R) an EOS strictly earlier in the row
+    mask = (~seen_before).long()  # (B, R)
+    ids = response_ids.masked_fill(seen_before, pad)
+    return ids, mask, is_eos.any(-1)
+
+
+def decode_completions(tokenizer, response_ids: torch.Tensor, response_mask: torch.Tensor, eos: Sequence[int]) -> list[str]:
+    """Text of each completion: its real tokens without the closing EOS, special tokens skipped, stripped."""
+    out = []
+    eos = set(eos)
+    for ids, m in zip(response_ids.tolist(), response_mask.tolist()):
+        real = [t for t, keep in zip(ids, m) if keep]
+        if real and real[-1] in eos:
+            real = real[:-1]
+        out.append(tokenizer.decode(real, skip_special_tokens=True).strip())
+    return out
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: Sequence, *, max_new_tokens: int = 64, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, chat: bool = False, max_prompt_length: int | None = None, seed: int | None = None) -> Rollout:
+    """One sampled completion per prompt with ``model.generate`` (repeat prompts for k samples each)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, chat, max_prompt_length, device)
+    eos, pad = eos_ids(model, tokenizer), pad_id(tokenizer)
+    was_training = model.training
+    model.eval()
+    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, max_new_tokens=max_new_tokens,
+                         temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos, pad_token_id=pad)
+    model.train(was_training)
+    response_ids, response_mask, ended = truncate_at_eos(out[:, prompt_ids.shape[1]:], eos, pad)  # (B, R)
+    completions = decode_completions(tokenizer, response_ids, response_mask, eos)
+    return Rollout(prompt_ids, prompt_mask, response_ids, response_mask, ended, list(prompts), completions)
+
+
+class TokenScores(NamedTuple):
+    logprobs: torch.Tensor  # (B, R) log π(y_t | x, y_<t), 0 at padding
+    entropy: torch.Tensor | None  # (B, R) H(π(· | x, y_<t)), 0 at padding
+    hidden: torch.Tensor | None  # (B, R, C) last hidden state at the position that predicts y_t
+
+
+def forward_tokens(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor,
+                   response_mask: torch.Tensor, temperature: float = 1.0, entropy: bool = False,
+                   hidden: bool = False) -> TokenScores:
+    """Per-token log-probs (and entropies, hidden states) of the completion tokens under ``model``."""
+    ids = torch.cat([prompt_ids, response_ids], 1)  # (B, P+R)
+    mask = torch.cat([prompt_mask, response_mask], 1)  # (B, P+R)
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P+R)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, output_hidden_states=hidden)
+    P = prompt_ids.shape[1]
+    logits = out.logits[:, P - 1: -1].float() / temperature  # (B, R, V) position t predicts y_t
+    logp_all = torch.log_softmax(logits, -1)  # (B, R, V)
+    m = response_mask.to(logits.dtype)  # (B, R)
+    logp = logp_all.gather(-1, response_ids[..., None]).squeeze(-1) * m  # (B, R)
+    ent = -(logp_all.exp() * logp_all).sum(-1) * m if entropy else None  # (B, R)
+    h = out.hidden_states[-1][:, P - 1: -1] if hidden else None  # (B, R, C)
+    return TokenScores(logp, ent, h)
+
+
+def completion_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:
+    """(B, R) per-token log-probs of a rollout's completions under ``model`` (no gradient)."""
+    with torch.no_grad():
+        return forward_tokens(model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
+                              rollout.response_mask, temperature).logprobs
