@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+import yaml
 
 from rewardlab import config as C
 
@@ -22,7 +23,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 losses_app = typer.Typer(no_args_is_help=True, help="The loss catalogue and its analysis.")
 app.add_typer(losses_app, name="losses")
 
-_TYPES = {"str": Optional[str], "int": Optional[int], "float": Optional[float], "bool": Optional[bool], "dict": Optional[List[str]]}
+_TYPES = {"str": Optional[str], "int": Optional[int], "float": Optional[float], "bool": Optional[bool], "dict": Optional[List[str]],
+          "list": Optional[List[str]]}
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -45,6 +47,9 @@ def config_command(cls, name: str, help: str):
 
         def command(**kwargs):
             path = kwargs.pop("config")
+            for f in dataclasses.fields(cls):  # list options: repeat the flag or separate by commas; items parsed as YAML scalars
+                if f.type == "list" and kwargs.get(f.name):
+                    kwargs[f.name] = [yaml.safe_load(x) for item in kwargs[f.name] for x in str(item).split(",") if x.strip()]
             try:
                 cfg = C.load_config(cls, path, **{k: v for k, v in kwargs.items() if v not in (None, [])})
             except (ValueError, TypeError) as e:
@@ -80,25 +85,13 @@ def train_cmd(cfg: C.TrainConfig):
 
 @config_command(C.EvalConfig, "eval", "Metrics of a reward model on preference data; prints a JSON object with `accuracy`.")
 def eval_cmd(cfg: C.EvalConfig):
-    from rewardlab.data.formats import DataError, load_records
-    from rewardlab.eval.evaluate import evaluate_records
-    from rewardlab.models.reward_model import load_reward_model
-    from rewardlab.train.checkpoint import versions, write_json_atomic
+    from rewardlab.data.formats import DataError
+    from rewardlab.eval.run import run_eval
 
-    if not cfg.model or not cfg.data:
-        _fail("eval needs --model and --data")
     try:
-        records, report = load_records(cfg.data, form=cfg.form, columns=cfg.columns, on_bad_record=cfg.on_bad_record, limit=cfg.limit)
-        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+        result = run_eval(cfg)
     except (DataError, ValueError, FileNotFoundError, OSError) as e:
         _fail(str(e))
-    max_length = cfg.max_length or meta.get("max_length", 512)
-    metrics = evaluate_records(model, tokenizer, records, cfg.batch_size, max_length, cfg.truncation_side, cfg.form, progress=True)
-    result = {**metrics, "model": cfg.model, "data": report.summary(), "max_length": max_length, "versions": versions()}
-    if cfg.output:
-        Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(Path(cfg.output), result)
-        C.save_config(cfg, Path(cfg.output).with_suffix(".config.yaml"))
     typer.echo(json.dumps(result, default=str))
 
 
@@ -123,6 +116,67 @@ def score_cmd(cfg: C.ScoreConfig):
     write_jsonl(cfg.output, rows)
     C.save_config(cfg, Path(cfg.output).with_suffix(".config.yaml"))
     typer.echo(json.dumps({"output": cfg.output, "records": len(rows), "scored": len(rewards), "truncation": truncation}))
+
+
+@config_command(C.StudyConfig, "study", "Train many reward models (losses × noise × length bias × data size × seeds) and compare them; writes a report.")
+def study_cmd(cfg: C.StudyConfig):
+    from rewardlab.analysis.study import run_study
+
+    run_study(cfg)
+
+
+@config_command(C.DemoConfig, "demo", "The main job on the built-in task, offline on CPU: a small loss study with its report.")
+def demo_cmd(cfg: C.DemoConfig):
+    from rewardlab.analysis.study import run_demo
+
+    run_demo(cfg)
+
+
+@losses_app.command("list")
+def losses_list(family: Optional[str] = typer.Option(None, help="Only this family: pairwise, listwise, pointwise, regularizer."),
+                as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """Table of every loss and regulariser: name, family, data form, hyperparameters, paper."""
+    from rewardlab.analysis.curves import loss_table
+
+    rows = [r for r in loss_table() if family is None or r["family"] == family]
+    if as_json:
+        typer.echo(json.dumps(rows, default=str, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "family", "data form", "hyperparameters", "paper", show_lines=False)
+    for r in rows:
+        hp = r.get("hyperparameters") or r.get("defaults") or {}
+        table.add_row(r["name"], r["family"], r["data_form"], ", ".join(f"{k}={v}" for k, v in hp.items()), r["paper"])
+    Console(width=200).print(table)
+
+
+@losses_app.command("show")
+def losses_show(name: str = typer.Argument(..., help="Loss or regulariser name.")):
+    """Formula, paper, defaults and properties (bounded? convex? stationary margin under label noise) of one loss."""
+    from rewardlab.analysis.curves import describe
+
+    try:
+        typer.echo(describe(name))
+    except ValueError as e:
+        _fail(str(e))
+
+
+@losses_app.command("plot")
+def losses_plot(names: List[str] = typer.Argument(None, help="Losses to plot (default: every pairwise and listwise loss)."),
+                output: Path = typer.Option(Path("loss-plots"), "--output", help="Folder for losses.png and losses.csv."),
+                eps: float = typer.Option(0.2, help="Fraction of flipped labels for the expected-gradient panel."),
+                delta_min: float = typer.Option(-10.0, help="Left end of the Δ axis."),
+                delta_max: float = typer.Option(10.0, help="Right end of the Δ axis.")):
+    """PNG + CSV of each loss and dL/dΔ against Δ, and the expected gradient when a fraction ε of labels is flipped."""
+    from rewardlab.analysis.curves import plot_losses
+
+    try:
+        paths = plot_losses(names or None, output, eps=eps, delta_range=(delta_min, delta_max))
+    except ValueError as e:
+        _fail(str(e))
+    typer.echo(json.dumps({k: str(v) for k, v in paths.items()}))
 
 
 @app.command("tiny-model")

@@ -149,3 +149,19 @@ def load_config(cls, path: str | Path | None = None, **overrides):
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**values)
+
+
+@dataclass
+class StudyConfig:
+    """A grid of reward-model trainings compared against the built-in task's gold reward (or held-out labels)."""
+
+    output: str = opt(None, "Study folder: results.json, results.csv, report.md, report.html, runs/.")
+    losses: list = opt(["bt", "label_smoothing", "plackett_luce", "mse"], "Losses to compare (catalogue names).")
+    seeds: list = opt([0, 1], "Seeds; each grid cell is trained once per seed.")
+
+
+@dataclass
+class DemoConfig:
+    """The main job: a small study on the built-in task, offline on CPU, in minutes."""
+
+    output: str = opt("runs/demo", "Demo folder (a study folder).")
