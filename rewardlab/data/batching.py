@@ -109,8 +109,14 @@ class Encoded:
         return max(len(s) for s in self.seqs)
 
 
-def encode_records(records: list, encoder: Encoder, attributes: list[str] | None = None) -> list[Encoded]:
-    """Encode records of one form; ``attributes`` orders a ratings ``scores`` dict into a target vector."""
+def encode_records(records: list, encoder: Encoder, attributes: list[str] | None = None,
+                   label_and_score: bool = False) -> list[Encoded]:
+    """Encode records of one form; ``attributes`` orders a ratings ``scores`` dict into a target vector.
+
+    ``label_and_score``: pointwise targets become [label, score] with NaN for the missing one, so
+    label records and rating records can train one head together (the ``bce_mse`` loss).
+    """
+    nan = float("nan")
     out = []
     for r in records:
         if isinstance(r, PairRecord):
@@ -124,11 +130,13 @@ def encode_records(records: list, encoder: Encoder, attributes: list[str] | None
             if attributes:
                 target = [float(r.scores[a]) for a in attributes]
             else:
-                target = float(r.score)
+                target = float(r.score) if r.score is not None else float(sum(r.scores.values()) / len(r.scores))
+            if label_and_score:
+                target = [nan, target]
             out.append(Encoded(seqs, target=target))
         elif isinstance(r, LabelRecord):
             seqs = encoder.encode_example(r.prompt, [r.response], ["response"])
-            out.append(Encoded(seqs, target=float(r.label)))
+            out.append(Encoded(seqs, target=[float(r.label), nan] if label_and_score else float(r.label)))
         else:
             raise TypeError(f"cannot encode {type(r).__name__}")
     return out

@@ -44,20 +44,34 @@ def _mean(per_example: torch.Tensor, keep: torch.Tensor | None = None) -> torch.
     return per_example.mean() if per_example.numel() else per_example.sum()  # 0 (with grad) for an empty batch
 
 
-def _regularize(regs: list, out, extra: dict) -> torch.Tensor:
-    """Σ coef · mean(regulariser) — each regulariser takes the inputs its catalogue entry names."""
-    total = out.rewards.new_zeros(())
+def _regularize(regs: list, available: dict) -> torch.Tensor:
+    """Σ coef · mean(regulariser); each regulariser gets the inputs its catalogue entry names."""
+    total = next(iter(available.values())).new_zeros(())
     for spec, coef, hp in regs:
-        available = {"rewards": out.rewards, "hidden": out.hidden, **extra}
-        kwargs = {k: available[k] for k in spec.inputs}
-        total = total + coef * spec.fn(**kwargs, **hp).mean()
+        missing = [k for k in spec.inputs if available.get(k) is None]
+        if missing:
+            raise ValueError(f"regulariser {spec.name!r} needs {', '.join(missing)}, which {spec.data_form} data of this loss does not provide")
+        total = total + coef * spec.fn(**{k: available[k] for k in spec.inputs}, **hp).mean()
     return total
 
 
-def pairwise_step(model: RewardModel, batch: PairBatch, spec, hp: dict, regs: list, need_hidden: bool) -> StepOutput:
-    out = model(batch.input_ids, batch.attention_mask, return_hidden=need_hidden)
+def _forward(model: RewardModel, input_ids, attention_mask, need_hidden: bool, length_head):
+    """(rewards used by the loss (N,), quality rewards (N,), length-head rewards or None, hidden or None).
+
+    With ODIN's length head the preference loss sees r_Q + r_L; only r_Q (the saved head) is the reward.
+    """
+    out = model(input_ids, attention_mask, return_hidden=need_hidden or length_head is not None)
+    quality = out.rewards.float()
+    if length_head is None:
+        return quality, quality, None, out.hidden
+    r_length = length_head(out.hidden.to(length_head.weight.dtype)).squeeze(-1).float()  # (N,)
+    return quality + r_length, quality, r_length, out.hidden
+
+
+def pairwise_step(model, batch: PairBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None) -> StepOutput:
+    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head)
     B = batch.margin.shape[0]
-    r_chosen, r_rejected = out.rewards[:B].float(), out.rewards[B:].float()  # (B,), (B,)
+    r_chosen, r_rejected = rewards[:B], rewards[B:]  # (B,), (B,)
     kwargs = {}
     if "margin" in spec.inputs:
         kwargs["margin"] = batch.margin
@@ -65,29 +79,33 @@ def pairwise_step(model: RewardModel, batch: PairBatch, spec, hp: dict, regs: li
         kwargs["tie"] = batch.tie
     per = spec.fn(r_chosen, r_rejected, **kwargs, **hp)  # (B,)
     keep = None if spec.handles_ties else ~batch.tie  # a loss that does not model ties never sees them
-    lengths = batch.attention_mask.sum(-1).float()
-    loss = _mean(per, keep) + _regularize(regs, out, {"r_chosen": r_chosen, "r_rejected": r_rejected, "lengths": lengths})
+    loss = _mean(per, keep) + _regularize(regs, {
+        "rewards": quality, "r_chosen": quality[:B], "r_rejected": quality[B:], "hidden": hidden,
+        "lengths": batch.attention_mask.sum(-1).float(), "length_rewards": r_length})
     strict = ~batch.tie
-    correct = (r_chosen > r_rejected)[strict].float().sum().item()
+    correct = (quality[:B] > quality[B:])[strict].float().sum().item()
     return StepOutput(loss, int(strict.sum()), correct)
 
 
-def listwise_step(model: RewardModel, batch: RankBatch, spec, hp: dict, regs: list, need_hidden: bool) -> StepOutput:
-    out = model(batch.input_ids, batch.attention_mask, return_hidden=need_hidden)
-    rewards = out.rewards.float().view(batch.ranks.shape)  # (B, K)
-    loss = _mean(spec.fn(rewards, batch.ranks, batch.valid, **hp))
-    loss = loss + _regularize(regs, out, {"lengths": batch.attention_mask.sum(-1).float()})
+def listwise_step(model, batch: RankBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None) -> StepOutput:
+    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head)
+    loss = _mean(spec.fn(rewards.view(batch.ranks.shape), batch.ranks, batch.valid, **hp))  # (B, K) → (B,)
+    real = batch.valid.flatten()  # regularisers never see the padding rows
+    loss = loss + _regularize(regs, {
+        "rewards": quality[real], "hidden": None if hidden is None else hidden[real],
+        "lengths": batch.attention_mask.sum(-1).float()[real], "length_rewards": None if r_length is None else r_length[real]})
     # accuracy over strictly ordered valid pairs i, j with rank_i < rank_j
+    q = quality.view(batch.ranks.shape)  # (B, K)
     better = (batch.ranks[:, :, None] < batch.ranks[:, None, :]) & batch.valid[:, :, None] & batch.valid[:, None, :]
-    correct = ((rewards[:, :, None] > rewards[:, None, :]) & better).sum().item()
+    correct = ((q[:, :, None] > q[:, None, :]) & better).sum().item()
     return StepOutput(loss, int(better.sum()), correct)
 
 
-def pointwise_step(model: RewardModel, batch: PointBatch, spec, hp: dict, regs: list, need_hidden: bool) -> StepOutput:
-    out = model(batch.input_ids, batch.attention_mask, return_hidden=need_hidden)
-    rewards = out.rewards.float()  # (B,)
-    loss = _mean(spec.fn(rewards, batch.target, **hp))  # target: (B,) or (B, A)
-    loss = loss + _regularize(regs, out, {"lengths": batch.attention_mask.sum(-1).float()})
+def pointwise_step(model, batch: PointBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None) -> StepOutput:
+    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head)
+    loss = _mean(spec.fn(rewards, batch.target, **hp))  # target: (B,), (B, A) or (B, 2) = [label, score]
+    loss = loss + _regularize(regs, {"rewards": quality, "hidden": hidden, "lengths": batch.attention_mask.sum(-1).float(),
+                                     "length_rewards": r_length})
     return StepOutput(loss, 0, 0.0)
 
 
@@ -152,6 +170,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     regs = [(get_regularizer(name), coef, resolve_hparams(get_regularizer(name), {})) for name, coef in cfg.regularizers.items()]
     form = cfg.form or (spec.data_form if spec.data_form != "any" else FAMILY_FORM[spec.family])
     need_hidden = any("hidden" in r.inputs for r, _, _ in regs)
+    use_length_head = any("length_rewards" in r.inputs for r, _, _ in regs)  # ODIN: a second, length head during training
 
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision,
@@ -173,9 +192,12 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     model_source = str(resume_from) if resume_from else cfg.model
     model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code)
     rm = RewardModel(model)
+    if use_length_head:
+        rm.length_head = torch.nn.Linear(model.config.hidden_size, 1)  # trained, not saved: the reward is the quality head
+    length_head = getattr(rm, "length_head", None)
 
     encoder = Encoder(tokenizer, cfg.max_length, cfg.truncation_side)
-    encoded = encode_records(records, encoder)
+    encoded = encode_records(records, encoder, label_and_score=spec.data_form == "any" and spec.family == "pointwise")
     truncation = encoder.report.summary()
     say(f"train: {len(encoded)} {form} — {encoder.report.message()}")
     pad_id = tokenizer.pad_token_id
@@ -252,7 +274,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
             loader = accelerator.skip_first_batches(loader, batch_in_epoch)
         for batch in loader:
             with accelerator.accumulate(rm):
-                out = STEPS[spec.family](rm, batch, spec, hp, regs, need_hidden)
+                out = STEPS[spec.family](rm, batch, spec, hp, regs, need_hidden, length_head)
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(rm.parameters(), cfg.max_grad_norm)

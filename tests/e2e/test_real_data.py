@@ -37,3 +37,23 @@ def test_train_and_eval_on_hh_rlhf(tmp_path, tiny_llama):
     metrics = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
     assert metrics["n_pairs"] == 200 and 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["truncation"]["n_truncated_examples"] > 0
+
+
+FGR = SHARED_DATA / "finegrainedrlhf-qa-feedback-dev.json"
+SQ = SHARED_DATA / "squality-human-eval-all-responses.jsonl"
+
+
+@pytest.mark.parametrize("path,form,loss", [(FGR, "rankings", "plackett_luce"), (FGR, "pairs", "ties"), (SQ, "ratings", "mse")])
+def test_train_on_real_rankings_ties_and_ratings(path, form, loss, tmp_path, tiny_llama):
+    if not path.is_file():
+        pytest.skip(f"{path} not present (the shared data folder is not part of a user's clone)")
+    out = tmp_path / "rm"
+    r = runner.invoke(app, ["train", "--data", str(path), "--form", form, "--model", str(tiny_llama), "--output", str(out), "--loss", loss,
+                            "--limit", "80", "--max-length", "48", "--batch-size", "8", "--lr", "1e-3", "--max-steps", "4",
+                            "--eval-split", "0.25", "--no-progress"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "rewardlab.json").read_text())
+    assert meta["data_form"] == form and meta["data"]["train"]["n_loaded"] == 80
+    assert meta["data"]["train"]["detected"].lower().startswith(("finegrained", "squality"))
+    key = "spearman" if form == "ratings" else "accuracy"
+    assert meta["metrics"][key] is not None
