@@ -94,20 +94,75 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    model: str = opt(None, "Reward model: rewardlab output folder, any HF sequence-classification folder, or hub id.")
-    data: str = opt(None, "Preference data (same forms as train).")
-    output: str = opt(None, "Write metrics JSON here (a file path).")
-    form: str = opt("pairs", "Data form of --data.")
+    """``rewardlab eval``: metrics of one or more reward models on preference data (docs/eval.md)."""
+
+    model: str = opt(None, "Reward model: rewardlab output folder, any HF sequence-classification folder, or hub id "
+                           "(a causal LM with --implicit).")
+    compare: list = opt([], "More models scored on the same data, side by side with paired differences: "
+                            "--compare B,C (with --model A) or --compare A,B.")
+    data: str = opt(None, "Preference data (same sources as train); RewardBench v1/v2 layouts are detected from the columns.")
+    output: str = opt(None, "A path ending in .json: write the metrics there. Any other path: a folder with results.json, "
+                            "examples.jsonl (rewards per example), report.html + PNG plots and the resolved config.")
+    form: str = opt(None, "Data form: pairs, rankings, ratings or labels (default pairs; rankings for RewardBench 2).")
+    layout: str = opt("auto", "auto (detect from the first row), plain, rewardbench (v1: subset column → section scores) "
+                              "or rewardbench2 (lists of chosen / rejected → RB2 accuracy).")
     columns: dict = opt({}, "Column remapping OURS=THEIRS (repeatable).")
-    on_bad_record: str = opt("error", "error or skip.")
+    subset_column: str = opt("subset", "Column naming each example's subset: accuracy per subset, RewardBench sections.")
+    annotator_column: str = opt(None, "Column with a list of annotator labels per pair (1 = chosen preferred, 0 = rejected, "
+                                      "null = none): agreement of the RM with annotators and of annotators with each other.")
+    on_bad_record: str = opt("error", "What to do with a malformed record: error (stop, naming file/line/field) or skip (count it).")
     limit: int = opt(None, "Evaluate at most this many records.")
-    batch_size: int = opt(16, "Sequences per forward pass.")
-    max_length: int = opt(None, "Tokens per sequence (default: the model's training max_length, else 512).")
-    truncation_side: str = opt("left", "Side cut when too long.")
+    batch_size: int = opt(16, "Sequences per forward pass (rewards do not depend on it).")
+    max_length: int = opt(None, "Tokens per sequence (default: the model's training max_length, else 512); cuts are counted.")
+    truncation_side: str = opt("left", "Side cut when too long: left keeps the response's end, right keeps the start.")
+    padding_side: str = opt("right", "Pad batches on the right or left (decoders give the same rewards either way).")
+    append_eos: bool = opt(False, "Append the EOS token to every sequence that lacks it (as TRL's RewardTrainer does for text "
+                                  "data; use it for RMs trained that way).")
+    dtype: str = opt("float32", "Weights dtype: float32, bfloat16 or float16.")
+    device: str = opt("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N.")
+    implicit: str = opt(None, "Score a causal LM by its implicit reward: dpo (β·(log π − log π_ref), needs --ref-model) "
+                              "or avg_logprob (mean log-probability of the response, no reference).")
+    ref_model: str = opt(None, "Reference model of --implicit dpo (the model the policy was trained from).")
+    beta: float = opt(0.1, "β of --implicit dpo (the β the policy was trained with; DPO's default 0.1).")
+    bootstrap: int = opt(1000, "Bootstrap resamples for 95% intervals and paired differences (0: no intervals).")
+    calibration_split: float = opt(0.5, "Fraction of pairs on which the temperature (and a label threshold) is fitted; "
+                                        "calibration after scaling is reported on the rest.")
+    strength_bins: int = opt(None, "Quantile buckets for accuracy by preference strength (default: one per value "
+                                   "when there are <= 10 values, else 4).")
+    threshold: float = opt(None, "Labels form: reward threshold for good vs bad (default: fitted on --calibration-split).")
+    seed: int = opt(0, "Seed of the bootstrap and of the fit/report split.")
+    report: bool = opt(True, "With a folder --output: write report.html and its PNG plots.")
+    progress: bool = opt(True, "Show a progress bar.")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
 
     def __post_init__(self):
+        from rewardlab.data.batching import TRUNCATION_SIDES
+
         self.columns = {k: str(v) for k, v in parse_kv(self.columns, "--column").items()}
+        self.compare = [str(m) for m in (self.compare or [])]
+        checks = [
+            (self.form in (None, "pairs", "rankings", "ratings", "labels"),
+             f"form must be pairs, rankings, ratings or labels, got {self.form!r}"),
+            (self.layout in ("auto", "plain", "rewardbench", "rewardbench2"),
+             f"layout must be auto, plain, rewardbench or rewardbench2, got {self.layout!r}"),
+            (self.on_bad_record in ("error", "skip"), f"on_bad_record must be error or skip, got {self.on_bad_record!r}"),
+            (self.truncation_side in TRUNCATION_SIDES, f"truncation_side must be one of {TRUNCATION_SIDES}, got {self.truncation_side!r}"),
+            (self.padding_side in ("right", "left"), f"padding_side must be right or left, got {self.padding_side!r}"),
+            (self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}"),
+            (self.implicit in (None, "dpo", "avg_logprob"), f"implicit must be dpo or avg_logprob, got {self.implicit!r}"),
+            (self.implicit == "dpo" or not self.ref_model, "--ref-model is used by --implicit dpo only"),
+            (self.implicit != "dpo" or bool(self.ref_model), "--implicit dpo needs --ref-model"),
+            (self.beta > 0, f"beta must be > 0, got {self.beta}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.max_length is None or self.max_length >= 4, f"max_length must be >= 4, got {self.max_length}"),
+            (self.bootstrap >= 0, f"bootstrap must be >= 0, got {self.bootstrap}"),
+            (0 < self.calibration_split < 1, f"calibration_split must be in (0, 1), got {self.calibration_split}"),
+            (self.strength_bins is None or self.strength_bins >= 1, f"strength_bins must be >= 1, got {self.strength_bins}"),
+            (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
 
 
 @dataclass
@@ -153,11 +208,138 @@ def load_config(cls, path: str | Path | None = None, **overrides):
 
 @dataclass
 class StudyConfig:
-    """A grid of reward-model trainings compared against the built-in task's gold reward (or held-out labels)."""
+    """A grid of reward-model trainings compared against the built-in task's gold reward (or held-out labels).
 
-    output: str = opt(None, "Study folder: results.json, results.csv, report.md, report.html, runs/.")
-    losses: list = opt(["bt", "label_smoothing", "plackett_luce", "mse"], "Losses to compare (catalogue names).")
-    seeds: list = opt([0, 1], "Seeds; each grid cell is trained once per seed.")
+    Grid: losses × flip_rates × length_biases × train_sizes × seeds; every cell is one run. See
+    docs/study.md for the budget rule, the noise model and the metrics.
+    """
+
+    output: str = opt(None, "Study folder: results.json, results.csv, summary.csv, report.md, report.html, runs/, features/.")
+    data: str = opt(None, "Your own preference data (file, folder or hub id, as `train --data`); default: the built-in gold task. "
+                          "Gold metrics and best-of-N are then skipped and held-out human labels are used.")
+    data_form: str = opt("pairs", "Form of --data: pairs or rankings.")
+    columns: dict = opt({}, "Column remapping of --data, OURS=THEIRS (repeatable).")
+    test_fraction: float = opt(0.2, "Share of --data held out as the test set (split once, seeded by --test-seed).")
+    losses: list = opt(["bt", "label_smoothing", "robust", "plackett_luce", "mse", "bce"], "Losses to compare (catalogue names).")
+    loss_args: dict = opt({}, "Loss hyperparameters LOSS.NAME=VALUE (repeatable), e.g. --loss-arg robust.flip_rate=noise; "
+                              "the value `noise` stands for the cell's flip rate.")
+    baseline: str = opt("bt", "Loss that paired differences are taken against (`none`: no differences).")
+    flip_rates: list = opt([0.0, 0.3], "Label flip rates ε in [0, 0.5) (share of implied comparisons flipped, every data form).")
+    length_biases: list = opt([0.0], "Labeler length biases λ >= 0 (λ = 1: 10 extra words are worth one gold std). Built-in task only.")
+    train_sizes: list = opt([2000], "Training-set sizes in labelled responses (pairs: n/2, rankings: n/K, ratings and labels: n); "
+                                    "0 = all of --data.")
+    seeds: list = opt([0, 1], "Seeds; each grid cell is trained once per seed (seed = training texts, labels and initialisation).")
+    ranking_k: int = opt(4, "Responses per prompt in the training pool: the size K of rankings (even, >= 2).")
+    margin: str = opt("bucket", "Pair margins from the gold gap: bucket (Llama 2's 0, 1/3, 2/3, 1), gap (|Δg|) or none.")
+    test_prompts: int = opt(40, "Held-out prompts of the built-in task.")
+    candidates: int = opt(64, "Responses per held-out prompt: best-of-N for N = 1, 2, 4, … up to this; consecutive ones form test pairs.")
+    test_seed: int = opt(10000, "Seed of the test set (held-out prompts; the --data split); must differ from --seeds.")
+    mode: str = opt("head", "head (frozen backbone features + trained head), full (fine-tune everything) or lora (peft LoRA + head).")
+    backbone: str = opt("minilm", "minilm (packaged all-MiniLM-L6-v2), tiny (random tiny Llama built on the fly), or a folder / hub id.")
+    pooling: str = opt("mean", "Head mode: pooling of the backbone's hidden states: mean, cls or last.")
+    normalize: bool = opt(None, "Head mode: L2-normalise pooled features (default: on for minilm, off otherwise).")
+    max_length: int = opt(128, "Tokens per (prompt, response) text; longer ones lose their start.")
+    feature_batch_size: int = opt(64, "Head mode: texts per forward pass of the frozen backbone.")
+    head: str = opt("linear", "Head mode: linear or mlp reward head on the standardised features.")
+    head_hidden: int = opt(128, "Head mode: hidden width of the mlp head.")
+    head_epochs: int = opt(30, "Head mode: passes over the training examples.")
+    head_lr: float = opt(3e-3, "Head mode: AdamW learning rate.")
+    head_weight_decay: float = opt(1e-2, "Head mode: AdamW weight decay.")
+    head_batch_size: int = opt(64, "Head mode: examples (pairs, rankings or responses) per step.")
+    epochs: float = opt(1.0, "Full / LoRA mode: passes over the training data.")
+    lr: float = opt(1e-4, "Full / LoRA mode: learning rate.")
+    batch_size: int = opt(16, "Full / LoRA mode: examples per step.")
+    lora_r: int = opt(8, "LoRA mode: adapter rank r.")
+    lora_alpha: int = opt(16, "LoRA mode: adapter scale alpha (updates scaled by alpha / r).")
+    keep_models: bool = opt(False, "Full / LoRA mode: keep each run's trained model folder (default: delete after scoring).")
+    workers: int = opt(None, "Parallel worker processes for the runs (default: min(2, CPU count)).")
+    executor: str = opt("local", "local (worker processes on this machine) or ray (tasks on a Ray cluster; see docs/study.md).")
+    ray_address: str = opt(None, "Ray mode: cluster address (default: ray.init's own choice, e.g. RAY_ADDRESS or a local cluster).")
+    shard: str = opt(None, "Run only shard I of N (I/N, 0-based) of the runs, e.g. on N machines sharing the study folder.")
+    progress: bool = opt(True, "Show progress bars.")
+
+    def __post_init__(self):
+        from rewardlab.losses.catalogue import get_loss, resolve_hparams
+
+        def as_list(value, cast, name):
+            items = value if isinstance(value, (list, tuple)) else [value]
+            try:
+                return [cast(v) for v in items]
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: cannot read {items!r} as {cast.__name__} values") from None
+
+        self.losses = as_list(self.losses, str, "losses")
+        self.flip_rates = as_list(self.flip_rates, float, "flip_rates")
+        self.length_biases = as_list(self.length_biases, float, "length_biases")
+        self.train_sizes = as_list(self.train_sizes, int, "train_sizes")
+        self.seeds = as_list(self.seeds, int, "seeds")
+        self.columns = {k: str(v) for k, v in parse_kv(self.columns, "--column").items()}
+        self.loss_args = self.nest_loss_args(self.loss_args)
+        specs = {name: get_loss(name) for name in self.losses}  # unknown names raise, listing the known ones
+        for name, hp in self.loss_args.items():
+            if name not in specs:
+                raise ValueError(f"loss_args names {name!r}, which is not among the losses {self.losses}")
+            resolve_hparams(specs[name], {k: 0.0 if v == "noise" else v for k, v in hp.items()})
+        unsupported = [n for n, s in specs.items() if s.data_form == "any"]
+        checks = [
+            (bool(self.losses) and len(set(self.losses)) == len(self.losses), f"losses must be distinct and non-empty, got {self.losses}"),
+            (not unsupported, f"the study cannot train {unsupported}: a loss on data form 'any' needs combined targets"),
+            (self.baseline == "none" or self.baseline in self.losses,
+             f"baseline {self.baseline!r} is not among the losses {self.losses}; add it or pass --baseline none"),
+            (bool(self.flip_rates) and all(0.0 <= e < 0.5 for e in self.flip_rates), f"flip_rates must lie in [0, 0.5), got {self.flip_rates}"),
+            (bool(self.length_biases) and all(x >= 0 for x in self.length_biases), f"length_biases must be >= 0, got {self.length_biases}"),
+            (bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct and non-empty, got {self.seeds}"),
+            (self.test_seed not in self.seeds, f"test_seed {self.test_seed} must differ from the training seeds {self.seeds}"),
+            (self.ranking_k >= 2 and self.ranking_k % 2 == 0, f"ranking_k must be even and >= 2, got {self.ranking_k}"),
+            (self.margin in ("bucket", "gap", "none"), f"margin must be bucket, gap or none, got {self.margin!r}"),
+            (self.test_prompts >= 1 and self.candidates >= 2 and self.candidates % 2 == 0,
+             f"need test_prompts >= 1 and an even candidates >= 2, got {self.test_prompts}, {self.candidates}"),
+            (self.mode in ("head", "full", "lora"), f"mode must be head, full or lora, got {self.mode!r}"),
+            (bool(self.backbone), "backbone must be minilm, tiny, a folder or a hub id"),
+            (self.pooling in ("mean", "cls", "last"), f"pooling must be mean, cls or last, got {self.pooling!r}"),
+            (self.head in ("linear", "mlp"), f"head must be linear or mlp, got {self.head!r}"),
+            (min(self.head_hidden, self.head_epochs, self.head_batch_size, self.batch_size, self.feature_batch_size, self.lora_r) >= 1,
+             "head_hidden, head_epochs, head_batch_size, batch_size, feature_batch_size and lora_r must be >= 1"),
+            (self.head_lr > 0 and self.lr > 0 and self.epochs > 0 and self.head_weight_decay >= 0,
+             "learning rates and epochs must be positive, weight decay >= 0"),
+            (self.max_length >= 8, f"max_length must be >= 8, got {self.max_length}"),
+            (self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
+            (self.executor in ("local", "ray"), f"executor must be local or ray, got {self.executor!r}"),
+            (0.0 < self.test_fraction < 1.0, f"test_fraction must lie in (0, 1), got {self.test_fraction}"),
+            (self.data_form in ("pairs", "rankings"), f"data_form must be pairs or rankings, got {self.data_form!r}"),
+        ]
+        if self.data is None:
+            checks.append((all(n >= self.ranking_k and n % self.ranking_k == 0 for n in self.train_sizes),
+                           f"train_sizes must be positive multiples of ranking_k={self.ranking_k} on the built-in task, got {self.train_sizes}"))
+        else:
+            forms = {s.data_form for s in specs.values()}
+            allowed = {"pairs"} if self.data_form == "pairs" else {"pairs", "rankings"}
+            checks += [(self.length_biases == [0.0], "length_biases apply to the built-in task only (no gold to bias): leave them at 0"),
+                       (forms <= allowed, f"--data of form {self.data_form} can train losses on {sorted(allowed)}, "
+                                          f"not {sorted(forms - allowed)}"),
+                       (all(n >= 0 for n in self.train_sizes), f"train_sizes must be >= 0, got {self.train_sizes}")]
+        if self.shard is not None:
+            parts = str(self.shard).split("/")
+            ok = len(parts) == 2 and all(p.strip().isdigit() for p in parts) and 0 <= int(parts[0]) < int(parts[1])
+            checks.append((ok, f"shard must be I/N with 0 <= I < N, got {self.shard!r}"))
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+    @staticmethod
+    def nest_loss_args(value) -> dict:
+        """{"robust.flip_rate": "noise"} or {"robust": {"flip_rate": "noise"}} (or CLI items) → nested dict."""
+        flat = parse_kv(value, "--loss-arg") if not isinstance(value, dict) else dict(value)
+        out: dict = {}
+        for key, v in flat.items():
+            if isinstance(v, dict):
+                out.setdefault(str(key), {}).update(v)
+            elif "." in str(key):
+                loss, name = str(key).split(".", 1)
+                out.setdefault(loss, {})[name] = v
+            else:
+                raise ValueError(f"loss_args: expected LOSS.NAME=VALUE or a mapping per loss, got {key!r}")
+        return out
 
 
 @dataclass
@@ -165,3 +347,24 @@ class DemoConfig:
     """The main job: a small study on the built-in task, offline on CPU, in minutes."""
 
     output: str = opt("runs/demo", "Demo folder (a study folder).")
+    backbone: str = opt("minilm", "minilm (pretrained all-MiniLM-L6-v2, head-only), tiny (random tiny model, faster, weaker), or a folder / hub id.")
+    losses: list = opt(["bt", "label_smoothing", "robust", "plackett_luce", "mse", "bce"],
+                       "Losses to compare: pairwise (bt, label_smoothing, robust), listwise (plackett_luce), pointwise (mse, bce).")
+    loss_args: dict = opt({"robust.flip_rate": "noise"}, "Loss hyperparameters LOSS.NAME=VALUE; `noise` = the cell's flip rate.")
+    flip_rates: list = opt([0.0, 0.3], "Label flip rates ε.")
+    seeds: list = opt([0, 1, 2], "Seeds.")
+    train_size: int = opt(1000, "Labelled responses per run (500 pairs / 250 rankings of 4 / 1000 ratings or labels).")
+    test_prompts: int = opt(24, "Held-out prompts × 64 candidates (best-of-N; 768 test pairs).")
+    workers: int = opt(None, "Parallel worker processes (default: min(2, CPU count)).")
+    progress: bool = opt(True, "Show progress bars.")
+
+    def __post_init__(self):
+        if self.train_size < 4 or self.test_prompts < 1:
+            raise ValueError(f"need train_size >= 4 and test_prompts >= 1, got {self.train_size}, {self.test_prompts}")
+        self.loss_args = StudyConfig.nest_loss_args(self.loss_args)
+
+    def to_study(self) -> StudyConfig:
+        """The StudyConfig this demo runs (head mode on the built-in task)."""
+        return StudyConfig(output=self.output, losses=list(self.losses), loss_args=self.loss_args, flip_rates=list(self.flip_rates),
+                           seeds=list(self.seeds), train_sizes=[self.train_size], test_prompts=self.test_prompts, mode="head",
+                           backbone=self.backbone, workers=self.workers, progress=self.progress)

@@ -1,22 +1,182 @@
 """Score data with a reward model: length-sorted batches for speed, original order restored.
 
-Rewards do not depend on the batch size or the padding: sequences are scored in batches of
-similar length, pooled at their own last real token, and put back in input order.
+Rewards do not depend on the batch size or on the padding side: sequences are scored in batches of
+similar length, pooled at their own last real token with position ids taken from the attention mask
+(``RewardModel``'s ``last_token`` pooling, and the implicit rewards of ``eval/implicit.py``), and
+put back in input order. ``tests/eval/test_determinism.py`` checks batch sizes 1, 7 and 32 and left
+vs right padding agree within 1e-4.
+
+Notation: N sequences, T tokens, B records; a pair gives 2 sequences (chosen, rejected), a ranking
+K, a rating or a label 1.
+
+Encoding (``encode_sequences``) also finds where each response starts: the prompt is rendered and
+tokenised alone and the response is what follows the longest shared prefix of token ids (a token
+merged across the boundary counts as response). That gives response lengths in tokens (for the
+length-bias metrics) and the response mask that implicit rewards sum log-probabilities over.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
-from rewardlab.data.batching import Encoder, encode_records, pad
-from rewardlab.data.render import render
+from rewardlab.data.batching import TRUNCATION_SIDES, Encoder, TruncationReport, pad, truncate
+from rewardlab.data.render import prompt_text, render
 from rewardlab.types import LabelRecord, PairRecord, RankRecord, RatingRecord
+
+PADDING_SIDES = ("right", "left")
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+@dataclass
+class EncodedSequences:
+    """Token ids of every sequence of a list of records, flattened in record order.
+
+    ids[n]            token ids of sequence n after truncation (at most max_length)
+    prompt_tokens[n]  how many of ``ids[n]`` belong to the prompt (the response is ids[n][prompt_tokens[n]:])
+    response_tokens[n] response length in tokens BEFORE truncation (what length-bias metrics use)
+    owner[n]          index of the record sequence n belongs to
+    report            truncation counts (``TruncationReport.summary()`` is written to results.json)
+    """
+
+    ids: list
+    prompt_tokens: list
+    response_tokens: list
+    owner: list
+    report: TruncationReport
+
+
+def record_parts(record) -> tuple:
+    """(prompt, responses, field names) of a record: [chosen, rejected] for pairs, K for rankings, 1 otherwise."""
+    if isinstance(record, PairRecord):
+        return record.prompt, [record.chosen, record.rejected], ["chosen", "rejected"]
+    if isinstance(record, RankRecord):
+        return record.prompt, list(record.responses), [f"response_{i}" for i in range(len(record.responses))]
+    if isinstance(record, (RatingRecord, LabelRecord)):
+        return record.prompt, [record.response], ["response"]
+    raise TypeError(f"cannot score {type(record).__name__}; expected PairRecord, RankRecord, RatingRecord or LabelRecord")
+
+
+def _shared_prefix(a: list, b: list) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode_sequences(records: list, tokenizer, max_length: int = 512, truncation_side: str = "left",
+                     append_eos: bool = False) -> EncodedSequences:
+    """Tokenise every (prompt, response) of ``records`` the way training does, cut to ``max_length``.
+
+    Text is ``render(prompt, response)`` tokenised with the tokenizer's special tokens (as
+    ``data.batching.Encoder``). ``append_eos=True`` appends the EOS id to a sequence that does not end
+    with it, as TRL's RewardTrainer does to plain-text data (it reads the reward at that EOS).
+    Truncation keeps a leading BOS/CLS and a trailing EOS/SEP and cuts from ``truncation_side``
+    ("left", the default, keeps the response's end where a decoder reads the reward).
+    """
+    if truncation_side not in TRUNCATION_SIDES:
+        raise ValueError(f"unknown truncation side {truncation_side!r}; known: {', '.join(TRUNCATION_SIDES)}")
+    if max_length < 4:
+        raise ValueError(f"max_length must be at least 4, got {max_length}")
+    eos = tokenizer.eos_token_id
+    if append_eos and eos is None:
+        raise ValueError("append_eos needs a tokenizer with an EOS token; this one has none")
+    first = {tokenizer.bos_token_id, tokenizer.cls_token_id} - {None}
+    last = {tokenizer.eos_token_id, tokenizer.sep_token_id} - {None}
+
+    texts, names, owner, prompts = [], [], [], []
+    for k, rec in enumerate(records):
+        prompt, responses, fields = record_parts(rec)
+        prompts.append(prompt_text(prompt, tokenizer))
+        for response, name in zip(responses, fields):
+            texts.append(render(prompt, response, tokenizer))
+            names.append(name)
+            owner.append(k)
+    full = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"] if texts else []
+    prompt_ids = tokenizer(prompts, add_special_tokens=True, truncation=False)["input_ids"] if prompts else []
+
+    report = TruncationReport(max_length, truncation_side)
+    ids_out, n_prompt_out, n_resp_out = [], [], []
+    cut_records: set = set()
+    for seq, name, k in zip(full, names, owner):
+        seq = list(seq)
+        if append_eos and (not seq or seq[-1] != eos):
+            seq.append(eos)
+        n_prompt = _shared_prefix(seq, prompt_ids[k])
+        if n_prompt == len(seq):  # the response added no token of its own (cannot happen for non-empty text)
+            n_prompt = max(len(seq) - 1, 0)
+        report.n_sequences += 1
+        kept = list(range(len(seq)))
+        if len(seq) > max_length:
+            report.n_truncated_sequences += 1
+            report.by_field[name] = report.by_field.get(name, 0) + 1
+            cut_records.add(k)
+            kept = truncate(kept, max_length, truncation_side, bool(seq) and seq[0] in first, bool(seq) and seq[-1] in last)
+        ids_out.append([seq[i] for i in kept])
+        n_prompt_out.append(sum(1 for i in kept if i < n_prompt))
+        n_resp_out.append(len(seq) - n_prompt)
+    report.n_examples = len(records)
+    report.n_truncated_examples = len(cut_records)
+    return EncodedSequences(ids_out, n_prompt_out, n_resp_out, owner, report)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) of shape (N, T), padded on ``side``; an empty sequence becomes one pad token with mask 1."""
+    if side not in PADDING_SIDES:
+        raise ValueError(f"unknown padding side {side!r}; known: {', '.join(PADDING_SIDES)}")
+    if side == "right":
+        return pad(seqs, pad_id)
+    seqs = [s if s else [pad_id] for s in seqs]
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, T - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, T - len(s):] = 1
+    return ids, mask
+
+
+def _response_mask(lengths: list[int], prompt_tokens: list[int], T: int, side: str) -> torch.Tensor:
+    """(N, T) bool: True on the response tokens of each padded row."""
+    out = torch.zeros((len(lengths), T), dtype=torch.bool)
+    for i, (n, p) in enumerate(zip(lengths, prompt_tokens)):
+        start = T - n if side == "left" else 0
+        out[i, start + p: start + n] = True
+    return out
+
+
+def _check_padding(model, padding_side: str) -> None:
+    if padding_side == "left" and getattr(model, "pooling", "last_token") == "model":
+        raise ValueError("padding_side='left' shifts the position ids of an encoder (pooling 'model'), so its rewards "
+                         "would change; use padding_side='right' for encoder reward models")
 
 
 @torch.inference_mode()
-def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False) -> np.ndarray:
-    """Rewards (N,) for token-id sequences, in input order."""
+def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False,
+              padding_side: str = "right", prompt_tokens: list[int] | None = None) -> np.ndarray:
+    """Rewards (N,) for token-id sequences, in input order.
+
+    Sequences are sorted by length (longest first, so a memory problem shows at once), scored
+    ``batch_size`` at a time padded on ``padding_side``, and put back in input order. A model with
+    ``needs_response_mask = True`` (the implicit rewards) also gets a (b, T) response mask built
+    from ``prompt_tokens`` (required then).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_padding(model, padding_side)
+    needs_mask = getattr(model, "needs_response_mask", False)
+    if needs_mask and prompt_tokens is None:
+        raise ValueError(f"{type(model).__name__} needs prompt_tokens to know where each response starts")
     model.eval()
     order = np.argsort([-len(s) for s in seqs], kind="stable")
     out = np.empty(len(seqs), dtype=np.float64)
@@ -28,8 +188,13 @@ def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, p
         starts = tqdm(starts, desc="score", unit="batch")
     for start in starts:
         idx = order[start: start + batch_size]
-        ids, mask = pad([seqs[i] for i in idx], pad_id)  # (b, T)
-        rewards = model(ids.to(device), mask.to(device)).rewards  # (b,)
+        batch = [seqs[i] for i in idx]
+        ids, mask = pad_batch(batch, pad_id, padding_side)  # (b, T)
+        if needs_mask:
+            rmask = _response_mask([max(len(s), 1) for s in batch], [prompt_tokens[i] for i in idx], ids.shape[1], padding_side)
+            rewards = model(ids.to(device), mask.to(device), rmask.to(device)).rewards  # (b,)
+        else:
+            rewards = model(ids.to(device), mask.to(device)).rewards  # (b,)
         out[idx] = rewards.float().cpu().numpy()
     return out
 
@@ -42,29 +207,56 @@ def score_texts(model, tokenizer, prompts: list, responses: list, batch_size: in
     return score_ids(model, seqs, tokenizer.pad_token_id, batch_size, progress), encoder.report.summary()
 
 
-def _bt_loss(delta: np.ndarray) -> float:
-    return float(np.mean(np.logaddexp(0.0, -delta))) if delta.size else float("nan")
+class ScoredRecords(NamedTuple):
+    """Rewards and response lengths per record, in record order.
+
+    rewards[b], lengths[b]: (2,) [chosen, rejected] for a pair, (K,) for a ranking, (1,) for a rating / label.
+    lengths are response tokens before truncation.
+    """
+
+    rewards: list
+    lengths: list
+    truncation: dict
+
+
+def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512,
+                  truncation_side: str = "left", padding_side: str = "right", append_eos: bool = False,
+                  progress: bool = False) -> ScoredRecords:
+    """Encode (``encode_sequences``) and score (``score_ids``) records; regroup per record."""
+    enc = encode_sequences(records, tokenizer, max_length, truncation_side, append_eos)
+    flat = score_ids(model, enc.ids, tokenizer.pad_token_id, batch_size, progress, padding_side, enc.prompt_tokens)
+    rewards, lengths, i = [], [], 0
+    counts = np.bincount(np.asarray(enc.owner, dtype=np.int64), minlength=len(records)) if records else []
+    for c in counts:
+        rewards.append(flat[i: i + c])
+        lengths.append(np.asarray(enc.response_tokens[i: i + c], dtype=np.float64))
+        i += c
+    return ScoredRecords(rewards, lengths, enc.report.summary())
 
 
 def score_records(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512, truncation_side: str = "left",
                   progress: bool = False) -> tuple[list[np.ndarray], dict]:
-    """Rewards per record: [chosen, rejected] for pairs, K for rankings, 1 for ratings/labels."""
-    encoder = Encoder(tokenizer, max_length, truncation_side)
-    encoded = encode_records(records, encoder)
-    flat = [s for e in encoded for s in e.seqs]
-    rewards = score_ids(model, flat, tokenizer.pad_token_id, batch_size, progress)
-    out, i = [], 0
-    for e in encoded:
-        out.append(rewards[i: i + len(e.seqs)])
-        i += len(e.seqs)
-    return out, encoder.report.summary()
+    """Rewards per record: [chosen, rejected] for pairs, K for rankings, 1 for ratings/labels; and the truncation report."""
+    scored = score_dataset(model, tokenizer, records, batch_size, max_length, truncation_side, progress=progress)
+    return scored.rewards, scored.truncation
+
+
+# --------------------------------------------------------------------------- basic metrics (used by training)
+
+
+def _bt_loss(delta: np.ndarray) -> float:
+    return float(np.mean(np.logaddexp(0.0, -delta))) if delta.size else float("nan")
 
 
 def pair_metrics(r_chosen: np.ndarray, r_rejected: np.ndarray, tie: np.ndarray | None = None) -> dict:
-    """Accuracy on strict pairs (a reward tie counts wrong and is also counted apart), mean margin, BT loss."""
-    tie = np.zeros(len(r_chosen), bool) if tie is None else tie
+    """Accuracy on strict pairs (a reward tie counts wrong and is also counted apart), mean margin, BT loss.
+
+    Pairs the data marks as ties (``tie``) are left out of every number here and counted in
+    ``n_tie_pairs_in_data``.
+    """
+    tie = np.zeros(len(r_chosen), bool) if tie is None else np.asarray(tie, bool)
     strict = ~tie
-    delta = (r_chosen - r_rejected)[strict]
+    delta = (np.asarray(r_chosen) - np.asarray(r_rejected))[strict]
     return {"accuracy": float(np.mean(delta > 0)) if delta.size else float("nan"), "reward_ties": int(np.sum(delta == 0)),
             "mean_margin": float(np.mean(delta)) if delta.size else float("nan"), "loss": _bt_loss(delta),
             "n_pairs": int(strict.sum()), "n_tie_pairs_in_data": int(tie.sum())}
@@ -72,35 +264,34 @@ def pair_metrics(r_chosen: np.ndarray, r_rejected: np.ndarray, tie: np.ndarray |
 
 def evaluate_records(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512,
                      truncation_side: str = "left", form: str | None = None, progress: bool = False) -> dict:
-    """Metrics of a reward model on records of one form."""
-    rewards, truncation = score_records(model, tokenizer, records, batch_size, max_length, truncation_side, progress)
+    """Headline metrics of a reward model on records of one form (the training loop's evaluation).
+
+    pairs: ``pair_metrics``; rankings: pooled pairwise accuracy and best-of-K accuracy
+    (``metrics.rank_accuracy``); ratings: Pearson / Spearman of reward with score; labels: accuracy of
+    1[reward > 0]. The full evaluation (CIs, calibration, length bias, reports) is ``eval.run.run_eval``.
+    """
+    from rewardlab.eval import analyze
+
+    scored = score_dataset(model, tokenizer, records, batch_size, max_length, truncation_side, progress=progress)
+    rewards = scored.rewards
     first = records[0] if records else None
     if isinstance(first, PairRecord):
-        r = np.stack(rewards)  # (N, 2)
+        r = np.stack(rewards)  # (B, 2)
         metrics = pair_metrics(r[:, 0], r[:, 1], np.array([x.tie for x in records], bool))
     elif isinstance(first, RankRecord):
-        correct = total = 0
-        top = []
-        for rw, rec in zip(rewards, records):
-            ranks = np.asarray(rec.ranks, float)
-            better = ranks[:, None] < ranks[None, :]
-            correct += int(((rw[:, None] > rw[None, :]) & better).sum())
-            total += int(better.sum())
-            best = np.flatnonzero(rw == rw.max())
-            top.append(np.mean(ranks[best] == ranks.min()))
-        metrics = {"accuracy": correct / total if total else float("nan"), "best_of_k_accuracy": float(np.mean(top)),
-                   "n_pairs": total, "n_prompts": len(records)}
+        ra = analyze.rank_table(rewards, [np.asarray(x.ranks, float) for x in records])
+        metrics = {"accuracy": ra["pairwise_accuracy_micro"], "best_of_k_accuracy": ra["best_of_k_accuracy"],
+                   "n_pairs": ra["n_pairs"], "n_prompts": len(records)}
     elif isinstance(first, RatingRecord):
-        from scipy.stats import pearsonr, spearmanr
-
         pred = np.concatenate(rewards)
-        target = np.array([x.score if x.score is not None else np.mean(list(x.scores.values())) for x in records], float)
-        metrics = {"pearson": float(pearsonr(pred, target)[0]), "spearman": float(spearmanr(pred, target)[0]), "n": len(records)}
+        target = np.array([analyze.rating_target(x) for x in records], float)
+        corr = analyze.correlations(pred, target)
+        metrics = {"pearson": corr["pearson"], "spearman": corr["spearman"], "n": len(records)}
     elif isinstance(first, LabelRecord):
         pred = np.concatenate(rewards)
         labels = np.array([x.label for x in records])
         metrics = {"accuracy": float(np.mean((pred > 0) == (labels == 1))), "n": len(records)}
     else:
         metrics = {"n": 0}
-    metrics["truncation"] = truncation
+    metrics["truncation"] = scored.truncation
     return metrics

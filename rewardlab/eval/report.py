@@ -8,6 +8,10 @@
     reward_vs_length.png        reward against response length (when lengths are given)
     accuracy_by_strength.png    accuracy per preference-strength bucket (when strengths are given)
 
+``write_label_report`` (good/bad labels) writes report.html, label_distributions.png (rewards per label
+with the threshold) and roc_curve.png. Both pages can carry a comparison table of several models and
+extra tables (paired differences, RewardBench sections) given as lists of row dicts.
+
 Plots use matplotlib's object API on the Agg canvas (no pyplot, no global backend switch), so the
 report can be written from any thread or a headless server.
 """
@@ -26,7 +30,7 @@ from matplotlib.figure import Figure
 
 from rewardlab.eval import metrics as M
 
-__all__ = ["write_report", "flatten_metrics", "format_value", "PLOT_FILES"]
+__all__ = ["write_report", "write_label_report", "flatten_metrics", "format_value", "PLOT_FILES", "LABEL_PLOT_FILES"]
 
 PLOT_FILES = {
     "reliability": "reliability.png",
@@ -35,6 +39,7 @@ PLOT_FILES = {
     "length": "reward_vs_length.png",
     "strength": "accuracy_by_strength.png",
 }
+LABEL_PLOT_FILES = {"labels": "label_distributions.png", "roc": "roc_curve.png"}  # write_label_report
 
 _CHOSEN, _REJECTED, _GOOD, _BAD, _INK = "#2b7bba", "#e07b39", "#3a9d5d", "#c8453c", "#333333"
 _MAX_SCATTER = 4000  # points per group drawn in the length scatter (a fixed-seed subsample above)
@@ -113,21 +118,36 @@ def _style(ax) -> None:
     ax.set_axisbelow(True)
 
 
-def _plot_reliability(rc: np.ndarray, rr: np.ndarray, path: Path) -> None:
+def _plot_reliability(rc: np.ndarray, rr: np.ndarray, path: Path, temperature: float | None = None) -> None:
     cal = M.pairwise_calibration(rc, rr, n_bins=10, symmetrize=True)
     curve = cal["reliability"]
+    n = max(sum(curve["counts"]), 1)
+
+    def sizes(counts):  # marker area ∝ share of the pairs in the bin, so near-empty bins do not dominate
+        return 12 + 220 * np.asarray(counts, dtype=float) / n
+
     fig = _figure(6.0, 5.0)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     top.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1, label="perfect calibration")
-    top.plot(curve["mean_prob"], curve["frequency"], marker="o", color=_CHOSEN, label="reward model")
+    top.plot(curve["mean_prob"], curve["frequency"], color=_CHOSEN, linewidth=1.2, label="reward model, σ(Δ)")
+    top.scatter(curve["mean_prob"], curve["frequency"], s=sizes(curve["counts"]), color=_CHOSEN, zorder=3)
+    width = 1.0 / curve["n_bins"]
+    bottom.bar(curve["bin_centers"], curve["counts"], width=width * 0.9, color="#9bbcd8", label="σ(Δ)")
+    if temperature is not None:
+        scaled = M.pairwise_calibration(rc, rr, n_bins=10, symmetrize=True, temperature=temperature)["reliability"]
+        top.plot(scaled["mean_prob"], scaled["frequency"], color=_REJECTED, linewidth=1, alpha=0.8,
+                 label=f"after temperature scaling, σ(Δ/T), T = {temperature:.3g}")
+        top.scatter(scaled["mean_prob"], scaled["frequency"], s=sizes(scaled["counts"]), marker="s", color=_REJECTED,
+                    zorder=3)
+        bottom.step(np.asarray(scaled["bin_centers"]), scaled["counts"], where="mid", color=_REJECTED, linewidth=1,
+                    label="σ(Δ/T)")
+        bottom.legend(frameon=False, fontsize=7, loc="upper left")
     top.set_ylabel("observed frequency (A wins)")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_title(f"Reliability of σ(Δ), pairs counted both ways — ECE {cal['ece']:.3f}")
-    top.legend(loc="upper left", frameon=False)
+    top.legend(loc="upper left", frameon=False, fontsize=8)
     _style(top)
-    width = 1.0 / curve["n_bins"]
-    bottom.bar(curve["bin_centers"], curve["counts"], width=width * 0.9, color="#9bbcd8")
     bottom.set_xlabel("predicted probability σ(r_A − r_B)")
     bottom.set_ylabel("count")
     _style(bottom)
@@ -174,7 +194,7 @@ def _subsample(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= _MAX_SCATTER else np.sort(rng.choice(n, size=_MAX_SCATTER, replace=False))
 
 
-def _plot_length(rc, rr, lc, lr, path: Path) -> None:
+def _plot_length(rc, rr, lc, lr, path: Path, length_label: str = "response length") -> None:
     bias = M.length_bias(rc, rr, lc, lr)
     rng = np.random.default_rng(0)
     fig = _figure()
@@ -183,12 +203,12 @@ def _plot_length(rc, rr, lc, lr, path: Path) -> None:
         idx = _subsample(len(lengths), rng)
         ax.scatter(lengths[idx], rewards[idx], s=9, alpha=0.45, color=color, edgecolors="none", label=name)
     lengths, rewards = np.concatenate([lc, lr]), np.concatenate([rc, rr])
-    if np.ptp(lengths) > 0:  # least-squares trend over all responses
+    if np.ptp(lengths) > 0:  # least-squares trend over all responses, drawn over the central 98% of lengths
         slope, intercept = np.polyfit(lengths, rewards, 1)
-        xs = np.array([lengths.min(), lengths.max()])
+        xs = np.quantile(lengths, [0.01, 0.99])
         ax.plot(xs, slope * xs + intercept, color=_INK, linestyle="--", linewidth=1.2,
                 label=f"trend ({slope:.3g} per unit length)")
-    ax.set_xlabel("response length")
+    ax.set_xlabel(length_label)
     ax.set_ylabel("reward")
     ax.set_title(
         f"Reward vs length — Pearson {format_value(bias['pearson'])}, Spearman {format_value(bias['spearman'])}"
@@ -324,15 +344,80 @@ def _cards(rc: np.ndarray, rr: np.ndarray) -> str:
     ) + "</div>"
 
 
+def _rows_table(rows: list[Mapping[str, Any]]) -> str:
+    """A list of dicts as a table: the union of their keys (in first-seen order) as columns."""
+    if not rows:
+        return "<p>No rows.</p>"
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for c in columns:
+            v = row.get(c)
+            num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            cells.append(f'<td class="{"num" if num else ""}">{html.escape(format_value(v))}</td>')
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>' + "".join(body)
+            + "</tbody></table></div>")
+
+
+def _plot_label_distributions(rewards: np.ndarray, labels: np.ndarray, threshold: float | None, path: Path) -> None:
+    fig = _figure()
+    ax = fig.add_subplot()
+    edges = np.histogram_bin_edges(rewards, bins=40)
+    for value, color, name in ((0, _BAD, "bad (0)"), (1, _GOOD, "good (1)")):
+        r = rewards[labels == value]
+        if len(r):
+            ax.hist(r, bins=edges, alpha=0.55, color=color, label=f"{name}: {len(r)}, mean {r.mean():.3g}")
+    if threshold is not None:
+        ax.axvline(threshold, color=_INK, linewidth=1.2, linestyle="--", label=f"threshold {threshold:.3g}")
+    ax.set_xlabel("reward")
+    ax.set_ylabel("responses")
+    ax.set_title("Rewards of good and bad responses")
+    ax.legend(frameon=False)
+    _style(ax)
+    fig.savefig(path)
+
+
+def _plot_roc(rewards: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    thresholds = np.unique(rewards)[::-1]  # one point per distinct reward, so tied rewards move together
+    tp = np.array([np.sum((rewards >= t) & (labels == 1)) for t in thresholds])
+    fp = np.array([np.sum((rewards >= t) & (labels == 0)) for t in thresholds])
+    tpr = np.concatenate([[0.0], tp / max(labels.sum(), 1)])
+    fpr = np.concatenate([[0.0], fp / max((1 - labels).sum(), 1)])
+    auc = M.roc_auc(rewards, labels)
+    fig = _figure(5.0, 4.6)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1, label="chance")
+    ax.plot(fpr, tpr, color=_CHOSEN, label=f"reward model (AUC {format_value(auc)})")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_title("ROC of reward as a good/bad classifier")
+    ax.legend(frameon=False, loc="lower right")
+    _style(ax)
+    fig.savefig(path)
+
+
 _CAPTIONS = {
     "reliability": "Predicted probability σ(r_A − r_B) against how often A is the preferred response, every pair "
-    "counted in both orders (so the curve is symmetric about the centre). Points under the diagonal: overconfident.",
+    "counted in both orders (so the curve is symmetric about the centre); marker area ∝ pairs in the bin. Points "
+    "under the diagonal: overconfident. With a fitted temperature T (fitted on a split; its held-out numbers are in "
+    "the metrics table) the curve of σ(Δ/T) on all pairs is drawn too.",
     "distributions": "Rewards of the chosen and of the rejected responses on shared bins; separation between the two "
     "is what pairwise accuracy measures.",
     "margins": "Δ per pair; green pairs are ranked correctly, red ones wrong or tied (a tie counts as wrong).",
     "length": "Each response's reward against its length; a strong trend means the reward partly measures length.",
     "strength": "Accuracy within buckets of annotated preference strength; a good RM is more accurate on clearer "
     "preferences. n = pairs in the bucket.",
+    "labels": "Rewards of responses labelled good and bad; the dashed line is the threshold used for accuracy, "
+    "precision, recall and F1.",
+    "roc": "True against false positive rate as the threshold sweeps over all rewards; the area under it is the "
+    "chance that a good response outscores a bad one.",
 }
 
 
@@ -346,6 +431,10 @@ def write_report(
     strength=None,
     title: str = "Reward model evaluation",
     compare: Mapping[str, Mapping[str, Any]] | None = None,
+    subtitle: str | None = None,
+    tables: Mapping[str, list[Mapping[str, Any]]] | None = None,
+    temperature: float | None = None,
+    length_label: str = "response length",
 ) -> Path:
     """Write ``report.html`` and its PNG plots into ``out_dir``; return the path of the HTML file.
 
@@ -359,6 +448,11 @@ def write_report(
         title: the page title.
         compare: model name → metrics dict; given: a comparison table, models as rows, with the best
             value of each column whose direction is known (accuracy up, loss / ECE / Brier down) in bold.
+        subtitle: a line under the title (e.g. the data and layout).
+        tables: heading → list of row dicts, each shown as a table after the plots (e.g. paired
+            differences, RewardBench sections).
+        temperature: a fitted temperature T; given, the reliability diagram also shows σ(Δ/T).
+        length_label: x-axis label of the length plot (say the unit, e.g. "response length (tokens)").
     """
     rc, rr = M._pair(r_chosen, r_rejected)
     if (len_chosen is None) != (len_rejected is None):
@@ -368,7 +462,7 @@ def write_report(
 
     plots: list[tuple[str, Path]] = []
     path = out / PLOT_FILES["reliability"]
-    _plot_reliability(rc, rr, path)
+    _plot_reliability(rc, rr, path, temperature)
     plots.append(("reliability", path))
     path = out / PLOT_FILES["distributions"]
     _plot_distributions(rc, rr, path)
@@ -380,29 +474,38 @@ def write_report(
         lc, lr = M._vector(len_chosen, "len_chosen"), M._vector(len_rejected, "len_rejected")
         M._same_length(r_chosen=rc, len_chosen=lc, len_rejected=lr)
         path = out / PLOT_FILES["length"]
-        _plot_length(rc, rr, lc, lr, path)
+        _plot_length(rc, rr, lc, lr, path, length_label)
         plots.append(("length", path))
     if strength is not None:
         path = out / PLOT_FILES["strength"]
         _plot_strength(rc, rr, M._vector(strength, "strength"), path)
         plots.append(("strength", path))
 
+    head = (subtitle + " · " if subtitle else "") + f"{len(rc)} preference pairs · generated by rewardlab"
+    footer = ("Pairwise accuracy counts ties as wrong. Calibration uses σ(Δ) with each pair counted in both "
+              "orders.")
+    return _write_page(out, title, head, _cards(rc, rr), plots, metrics, compare, tables, footer)
+
+
+def _write_page(out: Path, title: str, head: str, cards: str, plots: list[tuple[str, Path]],
+                metrics: Mapping[str, Any], compare, tables, footer: str) -> Path:
     figures = "".join(
         f"<figure>{_img_tag(p, key)}<figcaption>{html.escape(_CAPTIONS[key])}</figcaption></figure>"
         for key, p in plots
     )
     sections = [
-        f"<header><h1>{html.escape(title)}</h1><p>{len(rc)} preference pairs · generated by rewardlab</p></header>",
-        _cards(rc, rr),
-        f'<h2>Plots</h2><div class="plots">{figures}</div>',
-        f"<h2>Metrics</h2>{_metrics_table(metrics)}",
+        f"<header><h1>{html.escape(title)}</h1><p>{html.escape(head)}</p></header>",
+        cards,
     ]
     if compare:
         sections.append(f"<h2>Comparison</h2>{_comparison_table(compare)}")
-    sections.append(
-        "<footer>Pairwise accuracy counts ties as wrong. Calibration uses σ(Δ) with each pair counted in both "
-        "orders.</footer>"
-    )
+    for heading, rows in (tables or {}).items():
+        sections.append(f"<h2>{html.escape(heading)}</h2>{_rows_table(list(rows))}")
+    sections += [
+        f'<h2>Plots</h2><div class="plots">{figures}</div>',
+        f"<h2>Metrics</h2>{_metrics_table(metrics)}",
+        f"<footer>{html.escape(footer)}</footer>",
+    ]
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -412,3 +515,35 @@ def write_report(
     report = out / "report.html"
     report.write_text(page, encoding="utf-8")
     return report
+
+
+def write_label_report(
+    out_dir: str | Path,
+    metrics: Mapping[str, Any],
+    rewards,
+    labels,
+    threshold: float | None = None,
+    title: str = "Reward model evaluation",
+    subtitle: str | None = None,
+    compare: Mapping[str, Mapping[str, Any]] | None = None,
+    tables: Mapping[str, list[Mapping[str, Any]]] | None = None,
+) -> Path:
+    """``report.html`` for good/bad labels: reward histograms per label with the threshold, the ROC curve,
+    the metrics table (and comparison / extra tables as in ``write_report``). Returns the HTML path."""
+    r, y = M._vector(rewards, "rewards"), M._vector(labels, "labels")
+    M._same_length(rewards=r, labels=y)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = [("labels", out / LABEL_PLOT_FILES["labels"]), ("roc", out / LABEL_PLOT_FILES["roc"])]
+    _plot_label_distributions(r, y, threshold, plots[0][1])
+    _plot_roc(r, y, plots[1][1])
+    acc = M.label_metrics(r, y, threshold) if threshold is not None else M.label_metrics(r, y)
+    items = [("responses", str(len(r))), ("good", str(int(y.sum()))), ("accuracy", format_value(acc["accuracy"])),
+             ("F1", format_value(acc["f1"])), ("ROC AUC", format_value(acc["auc"])),
+             ("threshold", format_value(acc["threshold"]))]
+    cards = '<div class="cards">' + "".join(
+        f'<div class="card"><div class="label">{html.escape(k)}</div><div class="value">{html.escape(v)}</div></div>'
+        for k, v in items) + "</div>"
+    head = (subtitle + " · " if subtitle else "") + f"{len(r)} labelled responses · generated by rewardlab"
+    footer = "The cards use every response at the threshold shown; the metrics table reports a fitted threshold on held-out responses."
+    return _write_page(out, title, head, cards, plots, metrics, compare, tables, footer)

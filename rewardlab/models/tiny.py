@@ -32,6 +32,7 @@ SIZES = {
     "nano": (2, 32, 2, 64),
     "micro": (2, 64, 4, 128),
     "mini": (4, 256, 4, 1024),  # ~5M parameters with an 8k vocabulary: the performance benchmark's size
+    "small": (6, 512, 8, 1536),  # ~19M non-embedding parameters: the ~20M benchmark model
 }
 ARCHS = ("llama", "gpt2", "bert")
 
