@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -17,11 +18,13 @@ import typer
 import yaml
 
 from rewardlab import config as C
+from rewardlab.optimize.cli import app as optimize_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="rewardlab: train, analyse, evaluate and use reward models for LLMs.")
 losses_app = typer.Typer(no_args_is_help=True, help="The loss catalogue and its analysis.")
 app.add_typer(losses_app, name="losses")
+app.add_typer(optimize_app, name="optimize", help="Improve a policy with a reward: best-of-N, RWR, RAFT, REINFORCE, RLOO, PPO/GRPO; over-optimisation curves.")
 
 _TYPES = {"str": Optional[str], "int": Optional[int], "float": Optional[float], "bool": Optional[bool], "dict": Optional[List[str]],
           "list": Optional[List[str]]}
@@ -80,7 +83,8 @@ def train_cmd(cfg: C.TrainConfig):
         meta = train(cfg, log=lambda m: typer.echo(m, err=True))
     except (DataError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
-    typer.echo(json.dumps({"output": cfg.output, **meta["metrics"]}, default=str))
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line, also under torchrun / accelerate launch
+        typer.echo(json.dumps({"output": cfg.output, **meta["metrics"]}, default=str))
 
 
 @config_command(C.EvalConfig, "eval", "Metrics of a reward model on preference data; prints a JSON object with `accuracy`.")
@@ -120,16 +124,23 @@ def score_cmd(cfg: C.ScoreConfig):
 
 @config_command(C.StudyConfig, "study", "Train many reward models (losses × noise × length bias × data size × seeds) and compare them; writes a report.")
 def study_cmd(cfg: C.StudyConfig):
-    from rewardlab.analysis.study import run_study
+    from rewardlab.analysis.study import StudyError, run_study
+    from rewardlab.data.formats import DataError
 
-    run_study(cfg)
+    try:
+        run_study(cfg)
+    except (DataError, StudyError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
 
 
 @config_command(C.DemoConfig, "demo", "The main job on the built-in task, offline on CPU: a small loss study with its report.")
 def demo_cmd(cfg: C.DemoConfig):
-    from rewardlab.analysis.study import run_demo
+    from rewardlab.analysis.study import StudyError, run_demo
 
-    run_demo(cfg)
+    try:
+        run_demo(cfg)
+    except (StudyError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
 
 
 @losses_app.command("list")

@@ -60,7 +60,16 @@ class TrainConfig:
     scheduler: str = opt("linear", "Learning-rate schedule after warmup: linear, cosine or constant.")
     max_length: int = opt(512, "Tokens per sequence (prompt + response); longer ones are cut and reported.")
     truncation_side: str = opt("left", "Side cut when too long: left keeps the response's end (where the reward is read), right keeps the start.")
-    mixed_precision: str = opt("no", "no, bf16 or fp16 (Accelerate autocast).")
+    mixed_precision: str = opt("auto", "auto, no, bf16 or fp16 (Accelerate autocast). auto: bf16 where the hardware runs it fast "
+                               "(CUDA with bf16, CPUs with AVX-512 BF16 or AMX), else no.")
+    lora_r: int = opt(0, "LoRA rank (0 = full fine-tuning). The score head is trained in full; the final folder has the adapters merged.")
+    lora_alpha: float = opt(16.0, "LoRA scaling α.")
+    lora_dropout: float = opt(0.0, "LoRA dropout.")
+    lora_target_modules: str = opt("all-linear", "Modules given LoRA adapters: all-linear, or comma-separated names (q_proj,v_proj).")
+    length_chunks: int = opt(4, "Forward each batch as this many length-sorted chunks, each padded to its own longest row "
+                                "(chosen and rejected stop paying for each other's length); 1 = one forward.")
+    gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass: less memory, ~30% more compute.")
+    compile: bool = opt(False, "torch.compile the backbone (slow first steps; pays off on long runs).")
     seed: int = opt(42, "Seed: same seed, same data order and initialisation → identical CPU runs.")
     eval_every: int = opt(0, "Evaluate every N optimizer steps (0 = at the end of each epoch only).")
     save_every: int = opt(0, "Save a resumable checkpoint every N optimizer steps (0 = at the end of each epoch).")
@@ -78,7 +87,9 @@ class TrainConfig:
         self.columns = {k: str(v) for k, v in parse_kv(self.columns, "--column").items()}
         checks = [
             (self.scheduler in ("linear", "cosine", "constant"), f"scheduler must be linear, cosine or constant, got {self.scheduler!r}"),
-            (self.mixed_precision in ("no", "bf16", "fp16"), f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"),
+            (self.mixed_precision in ("auto", "no", "bf16", "fp16"), f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"),
+            (self.lora_r >= 0, f"lora_r must be >= 0, got {self.lora_r}"),
+            (not (self.lora_r and self.resume), "--resume with LoRA is not supported yet: restart the run, or train without LoRA"),
             (self.report_to in ("none", "tensorboard", "wandb"), f"report_to must be none, tensorboard or wandb, got {self.report_to!r}"),
             (self.on_bad_record in ("error", "skip"), f"on_bad_record must be error or skip, got {self.on_bad_record!r}"),
             (self.truncation_side in TRUNCATION_SIDES, f"truncation_side must be one of {TRUNCATION_SIDES}, got {self.truncation_side!r}"),

@@ -16,6 +16,7 @@ Defaults (≈ 20 s on 2 CPU cores): size "micro" (2 layers, width 64), BPE vocab
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rewardlab.optimize.config import opt
 from rewardlab.optimize.sampling import pad_id
 
 POLICY_METADATA = "rewardlab_policy.json"
@@ -32,17 +34,17 @@ POLICY_METADATA = "rewardlab_policy.json"
 
 @dataclass
 class PolicyConfig:
-    """How the tiny initial policy is built and trained (every field has its help in ``cli.py``)."""
+    """How the tiny initial policy is built and trained."""
 
-    output: str = "runs/policy"
-    size: str = "micro"
-    vocab_size: int = 1000
-    n_examples: int = 3000
-    epochs: int = 2
-    batch_size: int = 32
-    lr: float = 3e-3
-    seed: int = 0
-    task_seed: int = 0
+    output: str = opt("runs/policy", "Folder to write the policy (HF causal LM + tokenizer) to.")
+    size: str = opt("micro", "Model size: nano (2 layers × 32), micro (2 × 64) or mini (4 × 256).")
+    vocab_size: int = opt(1000, "BPE vocabulary size of the tokenizer trained on the task's text.")
+    n_examples: int = opt(3000, "SFT examples (prompt, response of uniform random quality) from the built-in task.")
+    epochs: int = opt(2, "Passes over the SFT examples.")
+    batch_size: int = opt(32, "Examples per step.")
+    lr: float = opt(3e-3, "Peak learning rate (AdamW, linear decay to 0).")
+    seed: int = opt(0, "Seed of the weights, the examples and their order.")
+    task_seed: int = opt(0, "Seed of the built-in task config (the gold does not depend on it).")
 
     def __post_init__(self):
         from rewardlab.models.tiny import SIZES
@@ -51,6 +53,14 @@ class PolicyConfig:
             raise ValueError(f"unknown size {self.size!r}; known: {', '.join(SIZES)}")
         if self.n_examples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("n_examples, epochs, batch_size must be >= 1 and lr > 0")
+
+
+@functools.lru_cache(maxsize=8)
+def gold_task(seed: int = 0):
+    """The built-in task of ``seed`` (frozen, so shared): its gold calibration runs once per process."""
+    from rewardlab.tasks.gold import GoldTask
+
+    return GoldTask(seed=seed)
 
 
 def encode_examples(tokenizer, prompts: Sequence[str], responses: Sequence[str], sep: str = " ",
@@ -73,6 +83,19 @@ def encode_examples(tokenizer, prompts: Sequence[str], responses: Sequence[str],
         p_ids[i, P - len(p):], p_mask[i, P - len(p):] = torch.tensor(p), 1
         r_ids[i, : len(r)], r_mask[i, : len(r)] = torch.tensor(r), 1
     return p_ids, p_mask, r_ids, r_mask
+
+
+def length_grouped(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = 16) -> list[np.ndarray]:
+    """Batches of indices of similar length (less padding): shuffle, sort within windows of
+    ``group`` batches, cut into batches, shuffle the batches. Every index appears once."""
+    order = rng.permutation(len(lengths))
+    window = batch_size * group
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start: start + window]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def sft_loss(model, prompt_ids, prompt_mask, response_ids, response_mask, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -107,24 +130,24 @@ def build_policy(tokenizer, size: str = "micro", seed: int = 0, max_positions: i
 def train_policy(cfg: PolicyConfig, log=print) -> dict:
     """Train the tiny policy of ``cfg`` and save it to ``cfg.output``; returns its metadata."""
     from rewardlab.models.tiny import train_tokenizer
-    from rewardlab.tasks.gold import GoldTask
 
     t0 = time.time()
-    task = GoldTask(seed=cfg.task_seed)
+    task = gold_task(cfg.task_seed)
     records, info = task.make_ratings(cfg.n_examples, seed=cfg.seed)
     prompts, responses = [r.prompt for r in records], [r.response for r in records]
     tokenizer = train_tokenizer(prompts + responses, vocab_size=cfg.vocab_size)
     model = build_policy(tokenizer, cfg.size, cfg.seed)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    n_steps = cfg.epochs * ((len(records) + cfg.batch_size - 1) // cfg.batch_size)
+    window = cfg.batch_size * 16
+    n_steps = cfg.epochs * sum((min(window, len(records) - s) + cfg.batch_size - 1) // cfg.batch_size
+                               for s in range(0, len(records), window))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / max(n_steps, 1))
     rng = np.random.default_rng(cfg.seed)
+    lengths = np.array([len(r.split()) for r in responses])  # (N,) words, a proxy for tokens
     step, losses = 0, []
     for epoch in range(cfg.epochs):
-        order = rng.permutation(len(records))
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start: start + cfg.batch_size]
+        for idx in length_grouped(lengths, cfg.batch_size, rng):
             batch = encode_examples(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
             loss = sft_loss(model, *batch)
             optimizer.zero_grad(set_to_none=True)
@@ -132,7 +155,7 @@ def train_policy(cfg: PolicyConfig, log=print) -> dict:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             if step % 50 == 0 or step == n_steps:
                 log(f"policy sft step {step}/{n_steps} loss {np.mean(losses[-50:]):.3f}")

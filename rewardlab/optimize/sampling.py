@@ -23,6 +23,7 @@ methods (REINFORCE, RLOO, PPO) should sample with top_k = 0 and top_p = 1.
 
 from __future__ import annotations
 
+import inspect
 from typing import NamedTuple, Sequence
 
 import torch
@@ -146,25 +147,66 @@ def sample(model, tokenizer, prompts: Sequence, *, max_new_tokens: int = 64, tem
 class TokenScores(NamedTuple):
     logprobs: torch.Tensor  # (B, R) log π(y_t | x, y_<t), 0 at padding
     entropy: torch.Tensor | None  # (B, R) H(π(· | x, y_<t)), 0 at padding
-    hidden: torch.Tensor | None  # (B, R, C) last hidden state at the position that predicts y_t
+    values: torch.Tensor | None  # (B, R) value-head output at the position that predicts y_t (PolicyWithValue only)
+
+
+class PolicyOutput(NamedTuple):
+    """What :class:`PolicyWithValue` returns (a plain tuple, so DDP can wrap it)."""
+
+    logits: torch.Tensor  # (B, T', V) T' = T, or the last ``logits_to_keep`` positions
+    values: torch.Tensor | None  # (B, T) or None without a value head
+
+
+class PolicyWithValue(torch.nn.Module):
+    """A causal LM plus an optional scalar value head on its last hidden state (PPO's critic,
+    sharing the policy's trunk). One module, so Accelerate / DDP see every trained parameter."""
+
+    def __init__(self, lm, value_head: bool = False):
+        super().__init__()
+        self.lm = lm
+        self.value_head = None
+        if value_head:
+            self.value_head = torch.nn.Linear(lm.config.get_text_config().hidden_size, 1)
+            torch.nn.init.zeros_(self.value_head.weight)
+            torch.nn.init.zeros_(self.value_head.bias)
+        self._keep = "logits_to_keep" in inspect.signature(lm.forward).parameters
+
+    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep: int = 0) -> PolicyOutput:
+        kwargs = {"logits_to_keep": logits_to_keep} if self._keep and logits_to_keep else {}
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      output_hidden_states=self.value_head is not None, **kwargs)
+        logits = out.logits if self._keep or not logits_to_keep else out.logits[:, -logits_to_keep:]
+        values = None
+        if self.value_head is not None:
+            values = self.value_head(out.hidden_states[-1]).squeeze(-1).float()  # (B, T)
+        return PolicyOutput(logits, values)
 
 
 def forward_tokens(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor,
-                   response_mask: torch.Tensor, temperature: float = 1.0, entropy: bool = False,
-                   hidden: bool = False) -> TokenScores:
-    """Per-token log-probs (and entropies, hidden states) of the completion tokens under ``model``."""
+                   response_mask: torch.Tensor, temperature: float = 1.0, entropy: bool = False) -> TokenScores:
+    """Per-token log-probs (and entropies, values) of the completion tokens under ``model`` — a Hugging
+    Face causal LM or a :class:`PolicyWithValue` (possibly wrapped by Accelerate)."""
     ids = torch.cat([prompt_ids, response_ids], 1)  # (B, P+R)
     mask = torch.cat([prompt_mask, response_mask], 1)  # (B, P+R)
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P+R)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, output_hidden_states=hidden)
-    P = prompt_ids.shape[1]
-    logits = out.logits[:, P - 1: -1].float() / temperature  # (B, R, V) position t predicts y_t
+    P, R = prompt_ids.shape[1], response_ids.shape[1]
+    inner = getattr(model, "module", model)  # DDP / Accelerate wrapper
+    values = None
+    if isinstance(inner, PolicyWithValue):
+        out = model(ids, mask, positions, R + 1)
+        logits = out.logits[:, -(R + 1): -1]  # (B, R, V) position t predicts y_t
+        if out.values is not None:
+            values = out.values[:, P - 1: -1]  # (B, R)
+    else:
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, P - 1: -1]  # (B, R, V)
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     logp_all = torch.log_softmax(logits, -1)  # (B, R, V)
     m = response_mask.to(logits.dtype)  # (B, R)
     logp = logp_all.gather(-1, response_ids[..., None]).squeeze(-1) * m  # (B, R)
     ent = -(logp_all.exp() * logp_all).sum(-1) * m if entropy else None  # (B, R)
-    h = out.hidden_states[-1][:, P - 1: -1] if hidden else None  # (B, R, C)
-    return TokenScores(logp, ent, h)
+    return TokenScores(logp, ent, None if values is None else values * m)
 
 
 def completion_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:

@@ -85,9 +85,12 @@ KINDS = {
 """Reward kind → builder(arg, options, task)."""
 
 
-def reward_from_spec(spec: str, task=None):
-    """One reward from a spec string (see the module docstring); unknown kinds list the known ones."""
+def reward_from_spec(spec: str, task=None, device: str | None = None):
+    """One reward from a spec string (see the module docstring); unknown kinds list the known ones.
+    ``device`` is the default device of model-based kinds (rm, ensemble, lm)."""
     kind, arg, kwargs = parse_spec(spec)
+    if kind in ("rm", "ensemble", "lm") and device is not None:
+        kwargs.setdefault("device", device)
     if kind not in KINDS:
         raise ValueError(f"unknown reward kind {kind!r} in {spec!r}; known: {', '.join(KINDS)}")
     reward = KINDS[kind](arg, kwargs, task)
@@ -97,11 +100,11 @@ def reward_from_spec(spec: str, task=None):
 
 
 def build_reward(specs: Sequence[str], weights: Sequence[float] | None = None, normalize: bool = False,
-                 clip: float | None = None, task=None):
+                 clip: float | None = None, task=None, device: str | None = None):
     """Specs → one reward: a single reward, or the weighted sum of several; then normalised and clipped to [−clip, clip]."""
     if not specs:
         raise ValueError(f"give at least one reward spec; known kinds: {', '.join(KINDS)}")
-    parts = [reward_from_spec(s, task) for s in specs]
+    parts = [reward_from_spec(s, task, device) for s in specs]
     if len(parts) == 1 and (weights is None or list(weights) in ([], [1.0], [1])):
         reward = parts[0]
     else:

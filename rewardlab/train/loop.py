@@ -25,7 +25,7 @@ from rewardlab.data.batching import COLLATORS, Encoder, encode_records, length_g
 from rewardlab.losses.catalogue import get_loss, get_regularizer, resolve_hparams
 from rewardlab.models.reward_model import RewardModel, load_backbone
 from rewardlab.train import checkpoint as ckpt
-from rewardlab.types import PairBatch, PointBatch, RankBatch
+from rewardlab.types import PairBatch, PointBatch, RankBatch, RewardOutput
 
 # The data form each loss family trains on, unless the loss names one.
 FAMILY_FORM = {"pairwise": "pairs", "listwise": "rankings", "pointwise": "ratings"}
@@ -55,12 +55,33 @@ def _regularize(regs: list, available: dict) -> torch.Tensor:
     return total
 
 
-def _forward(model: RewardModel, input_ids, attention_mask, need_hidden: bool, length_head):
+def chunked_forward(model: RewardModel, input_ids, attention_mask, chunks: int, return_hidden: bool) -> RewardOutput:
+    """Score N right-padded rows as ``chunks`` forwards of similar length, each cut to its own longest row.
+
+    Chosen and rejected rows of a pair often differ in length; sorting all rows by length and padding
+    each chunk separately skips most of the remaining padding. Rewards come back in row order.
+    """
+    if chunks <= 1 or input_ids.shape[0] < 2 * chunks:
+        return model(input_ids, attention_mask, return_hidden=return_hidden)
+    lengths = attention_mask.sum(-1)  # (N,)
+    order = torch.argsort(lengths)
+    rewards, hidden = [], []
+    for idx in order.chunk(chunks):
+        T = int(lengths[idx].max())
+        out = model(input_ids[idx, :T], attention_mask[idx, :T], return_hidden=return_hidden)
+        rewards.append(out.rewards)
+        hidden.append(out.hidden)
+    inverse = torch.argsort(order)
+    rewards = torch.cat(rewards)[inverse]
+    return RewardOutput(rewards, torch.cat(hidden)[inverse] if return_hidden else None)
+
+
+def _forward(model: RewardModel, input_ids, attention_mask, need_hidden: bool, length_head, chunks: int = 1):
     """(rewards used by the loss (N,), quality rewards (N,), length-head rewards or None, hidden or None).
 
     With ODIN's length head the preference loss sees r_Q + r_L; only r_Q (the saved head) is the reward.
     """
-    out = model(input_ids, attention_mask, return_hidden=need_hidden or length_head is not None)
+    out = chunked_forward(model, input_ids, attention_mask, chunks, need_hidden or length_head is not None)
     quality = out.rewards.float()
     if length_head is None:
         return quality, quality, None, out.hidden
@@ -68,8 +89,8 @@ def _forward(model: RewardModel, input_ids, attention_mask, need_hidden: bool, l
     return quality + r_length, quality, r_length, out.hidden
 
 
-def pairwise_step(model, batch: PairBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None) -> StepOutput:
-    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head)
+def pairwise_step(model, batch: PairBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None, chunks: int = 1) -> StepOutput:
+    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head, chunks)
     B = batch.margin.shape[0]
     r_chosen, r_rejected = rewards[:B], rewards[B:]  # (B,), (B,)
     kwargs = {}
@@ -87,8 +108,8 @@ def pairwise_step(model, batch: PairBatch, spec, hp: dict, regs: list, need_hidd
     return StepOutput(loss, int(strict.sum()), correct)
 
 
-def listwise_step(model, batch: RankBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None) -> StepOutput:
-    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head)
+def listwise_step(model, batch: RankBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None, chunks: int = 1) -> StepOutput:
+    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head, chunks)
     loss = _mean(spec.fn(rewards.view(batch.ranks.shape), batch.ranks, batch.valid, **hp))  # (B, K) → (B,)
     real = batch.valid.flatten()  # regularisers never see the padding rows
     loss = loss + _regularize(regs, {
@@ -101,8 +122,8 @@ def listwise_step(model, batch: RankBatch, spec, hp: dict, regs: list, need_hidd
     return StepOutput(loss, int(better.sum()), correct)
 
 
-def pointwise_step(model, batch: PointBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None) -> StepOutput:
-    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head)
+def pointwise_step(model, batch: PointBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None, chunks: int = 1) -> StepOutput:
+    rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head, chunks)
     loss = _mean(spec.fn(rewards, batch.target, **hp))  # target: (B,), (B, A) or (B, 2) = [label, score]
     loss = loss + _regularize(regs, {"rewards": quality, "hidden": hidden, "lengths": batch.attention_mask.sum(-1).float(),
                                      "length_rewards": r_length})
@@ -124,6 +145,35 @@ def make_scheduler(optimizer, kind: str, warmup: int, total: int):
         return max(0.0, 1.0 - progress)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """AVX-512 BF16 or AMX: a bf16 matrix multiply beats fp32 on this CPU."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:  # not Linux: stay in fp32
+        return False
+    # Not oneDNN's own check: it also says yes for AVX-512 without BF16, where bf16 runs slower than fp32.
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` → bf16 where the hardware runs it fast (measured: bench/results/train.md), else no."""
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_fast_bf16() else "no"
+
+
+def add_lora(model, cfg: TrainConfig):
+    """Wrap ``model`` with LoRA adapters (peft); the score head stays fully trainable. Returns (peft model, inner model)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets = cfg.lora_target_modules if cfg.lora_target_modules == "all-linear" else [t.strip() for t in cfg.lora_target_modules.split(",")]
+    peft_model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                  lora_dropout=cfg.lora_dropout, target_modules=targets))
+    return peft_model, peft_model.base_model.model  # adapters live inside the inner model's modules
 
 
 def split_records(records: list, fraction: float, seed: int) -> tuple[list, list]:
@@ -172,8 +222,10 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     need_hidden = any("hidden" in r.inputs for r, _, _ in regs)
     use_length_head = any("length_rewards" in r.inputs for r, _, _ in regs)  # ODIN: a second, length head during training
 
+    precision = resolve_precision(cfg.mixed_precision)
     accelerator = Accelerator(
-        mixed_precision=cfg.mixed_precision,
+        cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),  # CPU: multi-process DDP over gloo
+        mixed_precision=precision,
         gradient_accumulation_steps=cfg.grad_accum,
         log_with=None if cfg.report_to == "none" else cfg.report_to,
         project_dir=str(output),
@@ -191,7 +243,14 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     resume_from = ckpt.latest_checkpoint(output) if cfg.resume else None
     model_source = str(resume_from) if resume_from else cfg.model
     model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code)
+    peft_model = None
+    if cfg.lora_r:
+        peft_model, model = add_lora(model, cfg)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     rm = RewardModel(model)
+    if cfg.compile:
+        rm.forward = torch.compile(rm.forward, dynamic=True)
     if use_length_head:
         rm.length_head = torch.nn.Linear(model.config.hidden_size, 1)  # trained, not saved: the reward is the quality head
     length_head = getattr(rm, "length_head", None)
@@ -207,13 +266,14 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
             say(f"warning: the pad token occurs inside {inside} sequences; plain transformers pools at the first pad, rewardlab at the last real token")
 
     collate = COLLATORS[form]
-    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(len(encoded) / cfg.batch_size) / accelerator.num_processes)  # batches per process
     updates_per_epoch = math.ceil(steps_per_epoch / cfg.grad_accum)
     total_updates = cfg.max_steps or max(1, math.ceil(cfg.epochs * updates_per_epoch))
     n_epochs = math.ceil(total_updates / updates_per_epoch)
 
-    decay = [p for n, p in rm.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in rm.named_parameters() if p.ndim < 2]
+    trainable = [p for p in rm.parameters() if p.requires_grad]  # LoRA: adapters + score head only
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     scheduler = make_scheduler(optimizer, cfg.scheduler, int(cfg.warmup_ratio * total_updates), total_updates)
     rm, optimizer = accelerator.prepare(rm, optimizer)
@@ -235,6 +295,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
         return {"format": "rewardlab-reward-model", "base_model": cfg.model, "loss": cfg.loss, "loss_args": hp,
                 "family": spec.family, "data_form": form, "regularizers": cfg.regularizers, "pooling": rm_unwrapped().pooling,
                 "max_length": cfg.max_length, "truncation_side": cfg.truncation_side, "data": data_summary,
+                "mixed_precision": precision, "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": True} if cfg.lora_r else None,
                 "truncation": truncation, "metrics": metrics, "update": update, "total_updates": total_updates,
                 "final": final, "config": to_dict(cfg), "versions": ckpt.versions()}
 
@@ -252,6 +313,8 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
         return m
 
     def save_checkpoint(metrics: dict) -> None:
+        if peft_model is not None:
+            return  # resumable LoRA checkpoints are not written yet (TrainConfig refuses --resume with LoRA)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
@@ -274,7 +337,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
             loader = accelerator.skip_first_batches(loader, batch_in_epoch)
         for batch in loader:
             with accelerator.accumulate(rm):
-                out = STEPS[spec.family](rm, batch, spec, hp, regs, need_hidden, length_head)
+                out = STEPS[spec.family](rm, batch, spec, hp, regs, need_hidden, length_head, cfg.length_chunks)
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(rm.parameters(), cfg.max_grad_norm)
@@ -319,7 +382,8 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
                      "history_tail": history[-5:]}
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        ckpt.save_final(output, rm_unwrapped().model, tokenizer, meta)
+        final_model = peft_model.merge_and_unload() if peft_model is not None else rm_unwrapped().model
+        ckpt.save_final(output, final_model, tokenizer, meta)
     accelerator.end_training()
     say(f"saved {output} — " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return meta

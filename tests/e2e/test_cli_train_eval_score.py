@@ -81,9 +81,9 @@ def test_score_matches_plain_transformers(trained, tmp_path):
 
 def test_help_lists_verbs():
     out = runner.invoke(app, ["--help"]).stdout
-    for verb in ("train", "eval", "score", "tiny-model", "losses"):
+    for verb in ("train", "eval", "score", "tiny-model", "losses", "study", "demo", "optimize"):
         assert verb in out
-    for verb in ("train", "eval", "score", "tiny-model"):
+    for verb in ("train", "eval", "score", "tiny-model", "study", "demo", "optimize", "losses"):
         r = runner.invoke(app, [verb, "--help"])
         assert r.exit_code == 0 and "--" in r.stdout
 

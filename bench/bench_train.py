@@ -1,0 +1,196 @@
+"""RM training throughput: rewardlab vs TRL's RewardTrainer vs a plain PyTorch loop, same work.
+
+Same model config, tokenizer, data, batch size, learning rate, epochs and seed for every contender;
+each runs in its own process (peak memory is per process). Prints pairs/s, peak RSS and held-out
+accuracy, and the ratio of each to TRL with its defaults, all measured in this run.
+
+    python bench/bench_train.py                 # every contender, writes bench/results/train.json + .md
+    python bench/bench_train.py --only rewardlab-bf16 trl-bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, Timer, build, emit, read_pairs  # noqa: E402
+
+BATCH, LR, EPOCHS, SEED, MAX_LENGTH = 16, 5e-4, 2, 0, 256
+# "default" = each tool with its own default precision: TRL bf16 mixed precision, rewardlab `auto`.
+CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-fp32", "plain-fp32"]
+MAX_STEPS = int(os.environ.get("BENCH_MAX_STEPS", "0")) or None  # quick look: stop each contender after N optimizer steps
+
+
+def cpu_has_fast_bf16() -> bool:
+    from rewardlab.train.loop import cpu_has_fast_bf16 as check
+
+    return check()
+
+
+def capped(precision: str) -> int | None:
+    """bf16 on a CPU without AVX-512 BF16 runs ~100× slower than fp32: measure its rate on a few steps only."""
+    if precision == "bf16" and not cpu_has_fast_bf16():
+        return min(MAX_STEPS or 6, 6)
+    return MAX_STEPS
+
+
+def joined(p: dict, response: str) -> str:
+    return p["prompt"] + " " + response
+
+
+def run_trl(paths: dict, precision: str) -> dict:
+    import datasets
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    tok = AutoTokenizer.from_pretrained(paths["model"])
+    model = AutoModelForSequenceClassification.from_pretrained(paths["model"], num_labels=1)
+    rows = lambda f: datasets.Dataset.from_list([{"prompt": p["prompt"] + " ", "chosen": p["chosen"], "rejected": p["rejected"]}
+                                                for p in read_pairs(f)])
+    train, test = rows(paths["train"]), rows(paths["test"])
+    out = tempfile.mkdtemp()
+    steps = capped(precision)
+    extra = {} if precision == "default" else {"bf16": False}  # TRL's default: bf16 mixed precision
+    args = RewardConfig(output_dir=out, per_device_train_batch_size=BATCH, per_device_eval_batch_size=32, learning_rate=LR,
+                        num_train_epochs=EPOCHS, seed=SEED, save_strategy="no", report_to="none", max_steps=steps or -1,
+                        logging_steps=50, max_length=MAX_LENGTH, use_cpu=True, dataloader_num_workers=0, **extra)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=test, processing_class=tok)
+    with Timer() as t:
+        trainer.train()
+    n_pairs = trainer.state.global_step * BATCH if steps else len(train) * EPOCHS
+    acc = None if steps else trainer.evaluate()["eval_accuracy"]
+    return {"pairs_per_s": n_pairs / t.seconds, "train_seconds": t.seconds, "accuracy": acc, "precision": "bf16" if args.bf16 else "fp32",
+            "steps": trainer.state.global_step}
+
+
+def run_rewardlab(paths: dict, precision: str) -> dict:
+    from rewardlab.config import TrainConfig
+    from rewardlab.train.loop import train
+
+    from rewardlab.train.loop import resolve_precision
+
+    out = tempfile.mkdtemp()
+    mp = {"default": "auto", "fp32": "no"}.get(precision, precision)
+    steps = capped(resolve_precision(mp))
+    cfg = TrainConfig(data=str(paths["train"]), eval_data=str(paths["test"]), model=str(paths["model"]), output=out, loss="bt",
+                      batch_size=BATCH, lr=LR, epochs=EPOCHS, seed=SEED, warmup_ratio=0.0, max_length=MAX_LENGTH, max_steps=steps,
+                      mixed_precision=mp, progress=False, save_every=10**9, eval_split=0.0, eval_every=10**9 if steps else 0)
+    meta = train(cfg, log=lambda *a: None)
+    return {"pairs_per_s": meta["train"]["examples_per_second"], "train_seconds": meta["train"]["seconds"],
+            "accuracy": None if steps else meta["metrics"]["accuracy"], "precision": meta["mixed_precision"], "steps": meta["update"]}
+
+
+def run_plain(paths: dict, precision: str) -> dict:
+    """A plain loop as a user would write it: random batches, chosen+rejected padded together, fp32."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(SEED)
+    tok = AutoTokenizer.from_pretrained(paths["model"])
+    model = AutoModelForSequenceClassification.from_pretrained(paths["model"], num_labels=1)
+    train = read_pairs(paths["train"])
+    opt = torch.optim.AdamW(model.parameters(), lr=LR)
+    steps = EPOCHS * ((len(train) + BATCH - 1) // BATCH)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
+    model.train()
+    step = 0
+    with Timer() as t:
+        for epoch in range(EPOCHS if not MAX_STEPS else 1):
+            order = torch.randperm(len(train)).tolist()
+            for i in range(0, len(order), BATCH):
+                b = [train[j] for j in order[i: i + BATCH]]
+                enc = tok([joined(p, p["chosen"]) for p in b] + [joined(p, p["rejected"]) for p in b], padding=True,
+                          truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+                r = model(**enc).logits.squeeze(-1)
+                loss = -F.logsigmoid(r[: len(b)] - r[len(b):]).mean()
+                loss.backward()
+                opt.step(), sched.step(), opt.zero_grad()
+                step += 1
+                if MAX_STEPS and step >= MAX_STEPS:
+                    break
+    if MAX_STEPS:
+        return {"pairs_per_s": step * BATCH / t.seconds, "train_seconds": t.seconds, "accuracy": None, "precision": "fp32", "steps": step}
+    model.eval()
+    test = read_pairs(paths["test"])
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(test), 32):
+            b = test[i: i + 32]
+            enc = tok([joined(p, p["chosen"]) for p in b] + [joined(p, p["rejected"]) for p in b], padding=True,
+                      truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+            r = model(**enc).logits.squeeze(-1)
+            correct += (r[: len(b)] > r[len(b):]).sum().item()
+    return {"pairs_per_s": len(train) * EPOCHS / t.seconds, "train_seconds": t.seconds, "accuracy": correct / len(test),
+            "precision": "fp32", "steps": step}
+
+
+RUNNERS = {"trl": run_trl, "rewardlab": run_rewardlab, "plain": run_plain}
+
+
+def contender(name: str) -> None:
+    kind, precision = name.split("-")
+    paths = build()
+    result = RUNNERS[kind](paths, precision)
+    emit({"contender": name, **result})
+
+
+def drive(names: list[str]) -> list[dict]:
+    paths = build()
+    results = []
+    for name in names:
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run([sys.executable, __file__, "--contender", name], capture_output=True, text=True, env=env)
+        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"{name} failed (exit {proc.returncode})")
+        results.append(json.loads(line[0][7:]))
+        r = results[-1]
+        acc = "–" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        print(f"{name:18s} {r['precision']:5s} {r['steps']:4d} steps {r['pairs_per_s']:7.1f} pairs/s  {r['peak_rss_mb']:7.0f} MB  accuracy {acc}", flush=True)
+    return results
+
+
+def table(results: list[dict]) -> str:
+    by = {r["contender"]: r for r in results}
+    lines = ["| contender | precision | steps | pairs/s | × TRL default | × TRL fp32 | peak RSS MB | held-out accuracy |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        ratios = [f"{r['pairs_per_s'] / by[b]['pairs_per_s']:.2f}" if b in by else "–" for b in ("trl-default", "trl-fp32")]
+        acc = "– (rate on a few steps only)" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        lines.append(f"| {r['contender']} | {r['precision']} | {r['steps']} | {r['pairs_per_s']:.1f} | {ratios[0]} | {ratios[1]} | "
+                     f"{r['peak_rss_mb']:.0f} | {acc} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--contender", help=argparse.SUPPRESS)
+    ap.add_argument("--only", nargs="*", default=None, help=f"subset of {CONTENDERS}")
+    args = ap.parse_args()
+    if args.contender:
+        return contender(args.contender)
+    results = drive(args.only or CONTENDERS)
+    import platform
+
+    import torch
+
+    setup = {"batch_size": BATCH, "lr": LR, "epochs": EPOCHS, "seed": SEED, "max_length": MAX_LENGTH, "cpus": os.cpu_count(),
+             "torch_threads": torch.get_num_threads(), "cpu_fast_bf16": cpu_has_fast_bf16(), "max_steps": MAX_STEPS,
+             "machine": platform.processor() or platform.machine()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "train.json").write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
+    md = table(results)
+    (RESULTS / "train.md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

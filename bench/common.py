@@ -1,0 +1,63 @@
+"""Shared set-up of the benchmarks: the same data, tokenizer and model config for every contender.
+
+Data: the built-in gold task with responses of 20–90 words (the shape of the issue's benchmark),
+labelled by the gold reward (no noise), prompt + response as plain text. Model: a Llama-style RM,
+4 layers × 256 wide, 8k BPE vocabulary trained on the task's text (~5.3M parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+CACHE = Path(os.environ.get("REWARDLAB_BENCH_CACHE", Path(__file__).resolve().parent / ".cache"))
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def build(n_train: int = 1600, n_test: int = 2000, seed: int = 0, size: str = "mini", vocab: int = 8000) -> dict:
+    """Write train/test JSONL and a random model folder once; return their paths."""
+    from rewardlab.models.tiny import save_tiny
+    from rewardlab.tasks.gold import GoldTask
+    from rewardlab.tasks.jsonl import to_jsonl
+
+    root = CACHE / f"{size}-v{vocab}-n{n_train}-{n_test}-s{seed}"
+    done = root / "done"
+    if not done.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        task = GoldTask(seed=seed, min_words=20, max_words=90, target_words=55, length_width=25.0)
+        train, _ = task.make_pairs(n_train, seed=seed + 1)
+        test, _ = task.make_pairs(n_test, seed=seed + 2)
+        to_jsonl(train, root / "train.jsonl")
+        to_jsonl(test, root / "test.jsonl")
+        corpus = [t for p in train for t in (p.prompt, p.chosen, p.rejected)]
+        save_tiny(root / "model", "llama", corpus, size, vocab_size=vocab, seed=seed)
+        done.write_text("ok")
+    return {"train": root / "train.jsonl", "test": root / "test.jsonl", "model": root / "model", "root": root}
+
+
+def read_pairs(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(result: dict) -> None:
+    """Contenders run in their own process and print one JSON line that the driver reads."""
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0

@@ -1,0 +1,13 @@
+"""Policy optimisation against rewards: sampling, best-of-N, RWR, RAFT, REINFORCE, RLOO, PPO, and
+over-optimisation curves (gold and proxy vs √KL with Gao et al.'s fits).
+
+    >>> from rewardlab.optimize import OptimizeConfig, optimize
+    >>> summary = optimize(OptimizeConfig(method="ppo", policy="runs/policy", reward=["rm:runs/rm"]))  # doctest: +SKIP
+
+See :mod:`rewardlab.optimize.run` for the loops, :mod:`rewardlab.optimize.algorithms` for the maths.
+"""
+
+from rewardlab.optimize.config import METHODS, OptimizeConfig
+from rewardlab.optimize.run import RUNNERS, optimize
+
+__all__ = ["METHODS", "OptimizeConfig", "RUNNERS", "optimize"]

@@ -1,0 +1,569 @@
+"""``rewardlab optimize METHOD``: improve a causal-LM policy against a reward, one readable loop per method.
+
+Every method shares one session (:class:`Session`): an Accelerate ``Accelerator`` (devices, mixed
+precision, DDP / FSDP / DeepSpeed through ``accelerate launch``), the policy (optionally with a
+value head) and its frozen reference, the reward, the built-in task's gold when prompts come from
+it, the prompt pools, and the log. One step:
+
+    sample K completions for each of B prompts  →  score them (reward; gold when known)
+    → per-token log-probs under π and π_ref      →  the method's update  →  log one JSON line
+
+Methods (formulas in :mod:`rewardlab.optimize.algorithms`):
+
+    bon        best-of-N: N samples, keep the reward's best; KL = log N − (N−1)/N; no training
+    rwr        reward-weighted MLE: fine-tune on samples weighted exp(r/β) (Peters & Schaal 2007)
+    raft       filtered fine-tuning: keep the top --keep of K per prompt, fine-tune, repeat in rounds
+               (RAFT, Dong et al. 2023; ReST's grow/improve rounds, Gulcehre et al. 2023)
+    reinforce  REINFORCE with a moving-average baseline, reward r − β·KL (Williams 1992; Ahmadian et al. 2024)
+    rloo       REINFORCE leave-one-out: K samples, baseline = mean of the other K − 1 (Kool et al. 2019)
+    ppo        PPO with a value head, GAE, clipped policy and value losses, per-token KL penalty with a
+               fixed or adaptive β (Ziegler et al. 2019; Schulman et al. 2017); ``advantage=grpo``: group-
+               normalised advantages, no critic, k3 KL in the loss (Shao et al. 2024)
+
+Logged per step (``log.jsonl``; ``split`` = train | eval): proxy (the optimised reward), gold (when
+known), kl_k1 and kl_k3 (per completion, summed over tokens, vs the reference), entropy (per
+token), length (tokens), kl_coef, loss and method statistics. ``eval`` lines use fixed held-out
+prompts and seeds, before training, every ``eval_every`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardlab.optimize import algorithms as A
+from rewardlab.optimize.config import OptimizeConfig, save_config
+from rewardlab.optimize.policy import gold_task, load_policy, sft_loss
+from rewardlab.optimize.sampling import PolicyWithValue, Rollout, forward_tokens, sample
+from rewardlab.rewards import RunningNorm, build_reward
+from rewardlab.rewards.simple import GoldReward
+
+LOG, SUMMARY, CONFIG, STATE = "log.jsonl", "summary.json", "config.yaml", "state.pt"
+EVAL_CHUNK = 64
+
+
+# ---------------------------------------------------------------------------- prompts
+
+
+def load_prompt_rows(cfg: OptimizeConfig, task) -> tuple[list[dict], list[dict], bool]:
+    """(train rows, eval rows, from_task). A row is {"prompt": str, **reward columns}."""
+    if cfg.prompts is None:
+        train = [{"prompt": p} for p in task.prompts(cfg.n_prompts, seed=cfg.task_seed)]
+        held = [{"prompt": p} for p in task.prompts(cfg.eval_prompts, seed=cfg.task_seed + 10_000)]
+        return train, held, True
+    rows = []
+    for i, line in enumerate(Path(cfg.prompts).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if cfg.prompt_field not in row:
+            raise ValueError(f"{cfg.prompts}:{i}: no field {cfg.prompt_field!r}; fields: {', '.join(row)}")
+        row["prompt"] = row.pop(cfg.prompt_field)
+        rows.append(row)
+    if len(rows) <= cfg.eval_prompts:
+        raise ValueError(f"{cfg.prompts} has {len(rows)} prompts; need more than --eval-prompts={cfg.eval_prompts} "
+                         "(the last eval_prompts rows are held out)")
+    return rows[: -cfg.eval_prompts], rows[-cfg.eval_prompts:], False
+
+
+def columns_of(rows: list[dict]) -> dict[str, list]:
+    """Reward columns: every field but ``prompt`` that all rows have."""
+    keys = set(rows[0]) - {"prompt"} if rows else set()
+    for r in rows:
+        keys &= set(r)
+    return {k: [r[k] for r in rows] for k in sorted(keys)}
+
+
+def _norms(reward) -> list[RunningNorm]:
+    out = []
+    while reward is not None:
+        if isinstance(reward, RunningNorm):
+            out.append(reward)
+        reward = getattr(reward, "reward", None)
+    return out
+
+
+def _take(ro: Rollout, idx) -> tuple[torch.Tensor, ...]:
+    return ro.prompt_ids[idx], ro.prompt_mask[idx], ro.response_ids[idx], ro.response_mask[idx]
+
+
+# ---------------------------------------------------------------------------- session
+
+
+class Session:
+    """Everything a method needs; built once per run from the config."""
+
+    def __init__(self, cfg: OptimizeConfig, log=print, value_head: bool = False):
+        from accelerate import Accelerator
+
+        if cfg.policy is None:
+            raise ValueError("give --policy (a causal LM folder or hub id; `rewardlab optimize policy` trains a tiny one)")
+        self.cfg, self.print = cfg, log
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision)
+        self.out = Path(cfg.output)
+        self.task = gold_task(cfg.task_seed)
+        self.train_rows, self.eval_rows, from_task = load_prompt_rows(cfg, self.task)
+        use_gold = from_task if cfg.gold is None else cfg.gold
+        self.gold = GoldReward(self.task) if use_gold else None
+        device = str(self.acc.device)
+        self.reward = build_reward(cfg.reward, cfg.reward_weight or None, cfg.normalize_reward, cfg.clip_reward,
+                                   task=self.task, device=device)
+        lm, self.tok = load_policy(cfg.policy)
+        self.ref, _ = load_policy(cfg.reference or cfg.policy)
+        self.ref.requires_grad_(False)
+        self.ref.eval().to(self.acc.device)
+        self.module = PolicyWithValue(lm, value_head=value_head).to(self.acc.device)
+        self.module.train()
+        self.optimizer = None
+        self.step = 0
+        self.started = time.time()
+
+    # -------------------------------------------------- helpers
+    @property
+    def lm(self):
+        return self.acc.unwrap_model(self.module).lm
+
+    def prepare(self, lr: float):
+        self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=lr, weight_decay=0.0)
+        self.module, self.optimizer = self.acc.prepare(self.module, self.optimizer)
+
+    def rows_for_step(self, step: int, n: int) -> list[dict]:
+        """n training rows for ``step`` on this process (a pure function of seed, step and process)."""
+        rng = np.random.default_rng([self.cfg.seed, step, self.acc.process_index])
+        idx = rng.choice(len(self.train_rows), size=n, replace=len(self.train_rows) < n)
+        return [self.train_rows[i] for i in idx]
+
+    def rollout(self, rows: list[dict], seed: int) -> Rollout:
+        c = self.cfg
+        return sample(self.lm, self.tok, [r["prompt"] for r in rows], max_new_tokens=c.max_new_tokens,
+                      temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, chat=c.chat,
+                      max_prompt_length=c.max_prompt_length, seed=seed)
+
+    def score(self, rows: list[dict], completions: list[str], update_norm: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(proxy (B,), gold (B,) or None) for completions of ``rows``."""
+        prompts = [r["prompt"] for r in rows]
+        for norm in _norms(self.reward):
+            norm.update = update_norm
+        proxy = np.asarray(self.reward(prompts, completions, **columns_of(rows)), dtype=float)
+        gold = None if self.gold is None else np.asarray(self.gold(prompts, completions), dtype=float)
+        return proxy, gold
+
+    @torch.no_grad()
+    def token_scores(self, model, ro: Rollout, entropy: bool = False):
+        """Per-token log-probs (entropies, values) of a rollout in minibatches; tuple of (B, R) tensors or None."""
+        parts = []
+        mb = self.cfg.minibatch_size
+        for start in range(0, ro.response_ids.shape[0], mb):
+            idx = slice(start, start + mb)
+            parts.append(forward_tokens(model, *_take(ro, idx), self.cfg.temperature, entropy))
+        cat = lambda xs: None if xs[0] is None else torch.cat(xs, 0)  # noqa: E731
+        return cat([p.logprobs for p in parts]), cat([p.entropy for p in parts]), cat([p.values for p in parts])
+
+    def reduce(self, stats: dict) -> dict:
+        """Mean of each statistic over processes."""
+        if self.acc.num_processes == 1:
+            return stats
+        keys = sorted(k for k, v in stats.items() if isinstance(v, (int, float)) and v is not None)
+        t = torch.tensor([float(stats[k]) for k in keys], device=self.acc.device)
+        t = self.acc.reduce(t, "mean")
+        return {**stats, **dict(zip(keys, t.tolist()))}
+
+    def rollout_stats(self, ro: Rollout, logp, logp_ref, entropy, proxy, gold) -> dict:
+        """Means over a rollout (entropy per token; KL per completion, summed over its tokens)."""
+        return summarize(sample_stats(ro, logp, logp_ref, entropy, proxy, gold))
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Statistics of the current policy on the held-out prompts, fixed seeds (one sample per prompt),
+        plus the std of proxy and gold over the samples."""
+        rows = self.eval_rows[self.acc.process_index:: self.acc.num_processes]
+        parts = []
+        for i, start in enumerate(range(0, len(rows), EVAL_CHUNK)):
+            chunk = rows[start: start + EVAL_CHUNK]
+            ro = self.rollout(chunk, seed=self.cfg.seed * 7919 + 104_729 + i)
+            logp, ent, _ = self.token_scores(self.lm, ro, entropy=True)
+            logp_ref, _, _ = self.token_scores(self.ref, ro)
+            proxy, gold = self.score(chunk, ro.completions, update_norm=False)
+            parts.append(sample_stats(ro, logp, logp_ref, ent, proxy, gold))
+        merged = {k: None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        out = summarize(merged)
+        out["proxy_std"] = float(merged["proxy"].std())
+        out["gold_std"] = None if merged["gold"] is None else float(merged["gold"].std())
+        return self.reduce(out)
+
+    def log(self, record: dict) -> None:
+        record = {"step": self.step, **record, "seconds": round(time.time() - self.started, 2)}
+        if self.acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / LOG, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if v is not None}
+            self.print(json.dumps(shown))
+
+    def eval_and_log(self) -> dict:
+        stats = self.evaluate()
+        self.log({"split": "eval", **stats})
+        return stats
+
+    # -------------------------------------------------- checkpoints
+    def save_checkpoint(self, extra: dict) -> None:
+        """output/checkpoints/step-N: the policy (HF folder) and state.pt (optimizer, value head, extra), atomically."""
+        self.acc.wait_for_everyone()
+        if not self.acc.is_main_process:
+            return
+        folder = self.out / "checkpoints" / f"step-{self.step}"
+        tmp = folder.with_name(folder.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        self.lm.save_pretrained(tmp, safe_serialization=True)
+        self.tok.save_pretrained(tmp)
+        inner = self.acc.unwrap_model(self.module)
+        torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
+                    "value_head": None if inner.value_head is None else inner.value_head.state_dict(),
+                    "norms": [n.state_dict() for n in _norms(self.reward)], **extra}, tmp / STATE)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+
+    def latest_checkpoint(self) -> Path | None:
+        found = [(int(m.group(1)), p) for p in (self.out / "checkpoints").glob("step-*")
+                 if (m := re.fullmatch(r"step-(\d+)", p.name)) and (p / STATE).is_file()]
+        return max(found)[1] if found else None
+
+    def resume(self) -> dict:
+        """Load the latest checkpoint (policy, optimizer, value head, norms); trim the log after it; return extra state."""
+        from transformers import AutoModelForCausalLM
+
+        folder = self.latest_checkpoint()
+        if folder is None:
+            raise FileNotFoundError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
+        state = torch.load(folder / STATE, map_location="cpu", weights_only=False)
+        self.lm.load_state_dict(AutoModelForCausalLM.from_pretrained(folder).state_dict())
+        inner = self.acc.unwrap_model(self.module)
+        if inner.value_head is not None:
+            inner.value_head.load_state_dict(state["value_head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for norm, s in zip(_norms(self.reward), state["norms"]):
+            norm.load_state_dict(s)
+        self.step = int(state["step"])
+        log = self.out / LOG
+        if self.acc.is_main_process and log.is_file():
+            keep = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
+            log.write_text("".join(line + "\n" for line in keep))
+        self.print(f"resumed from {folder} at step {self.step}")
+        return state
+
+    def finish(self, initial: dict | None, extra: dict | None = None) -> dict:
+        """Final evaluation, save the policy to output/policy, write summary.json; return the summary."""
+        final = self.eval_and_log()
+        if self.acc.is_main_process:
+            self.lm.save_pretrained(self.out / "policy", safe_serialization=True)
+            self.tok.save_pretrained(self.out / "policy")
+        summary = {"method": self.cfg.method, "output": str(self.out), "steps": self.step, "initial": initial, "final": final,
+                   "gold_gain": None if initial is None or final.get("gold") is None or initial.get("gold") is None
+                   else final["gold"] - initial["gold"],
+                   "proxy_gain": None if initial is None else final["proxy"] - initial["proxy"],
+                   "seconds": round(time.time() - self.started, 2), **(extra or {})}
+        write_summary(self.out, summary, self.acc.is_main_process)
+        return summary
+
+
+def sample_stats(ro: Rollout, logp, logp_ref, entropy, proxy, gold) -> dict:
+    """Per-sample arrays (B,): proxy, gold, kl_k1, kl_k3, entropy sum, tokens, ended."""
+    mask = ro.response_mask.float()  # (B, R)
+    return {
+        "proxy": np.asarray(proxy, dtype=float),
+        "gold": None if gold is None else np.asarray(gold, dtype=float),
+        "kl_k1": A.sequence_kl(logp, logp_ref, mask, "k1").cpu().numpy(),
+        "kl_k3": A.sequence_kl(logp, logp_ref, mask, "k3").cpu().numpy(),
+        "entropy_sum": None if entropy is None else (entropy * mask).sum(-1).cpu().numpy(),
+        "length": mask.sum(-1).cpu().numpy(),
+        "ended": ro.ended.float().cpu().numpy(),
+    }
+
+
+def summarize(arrays: dict) -> dict:
+    """Means of :func:`sample_stats` arrays; entropy is per token (Σ entropy / Σ tokens)."""
+    mean = lambda k: None if arrays[k] is None else float(np.mean(arrays[k]))  # noqa: E731
+    return {
+        "proxy": mean("proxy"), "gold": mean("gold"), "kl_k1": mean("kl_k1"), "kl_k3": mean("kl_k3"),
+        "entropy": None if arrays["entropy_sum"] is None else float(arrays["entropy_sum"].sum() / max(arrays["length"].sum(), 1.0)),
+        "length": mean("length"), "ended": mean("ended"),
+    }
+
+
+def write_summary(out: Path, summary: dict, main: bool = True) -> None:
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SUMMARY).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def _start(cfg: OptimizeConfig, log, value_head: bool = False) -> tuple[Session, dict, dict | None]:
+    """Session + prepared optimiser; resume or start fresh (clearing an old log); initial evaluation."""
+    s = Session(cfg, log, value_head)
+    s.prepare(cfg.lr)
+    extra = {}
+    if cfg.resume:
+        extra = s.resume()
+    elif s.acc.is_main_process and (s.out / LOG).exists():
+        (s.out / LOG).unlink()
+    if s.acc.is_main_process:
+        save_config(cfg, s.out / CONFIG)
+    initial = None
+    if s.step == 0:
+        initial = s.eval_and_log()
+    else:
+        for line in (s.out / LOG).read_text().splitlines():
+            rec = json.loads(line)
+            if rec["step"] == 0 and rec["split"] == "eval":
+                initial = {k: v for k, v in rec.items() if k not in ("step", "split", "seconds")}
+                break
+    return s, extra, initial
+
+
+def _end_of_step(s: Session, extra: dict) -> None:
+    cfg = s.cfg
+    if cfg.eval_every and s.step % cfg.eval_every == 0 and s.step < cfg.steps:
+        s.eval_and_log()
+    if cfg.save_every and s.step % cfg.save_every == 0:
+        s.save_checkpoint(extra)
+
+
+def _step_seed(cfg: OptimizeConfig, step: int, process: int) -> int:
+    return (cfg.seed * 1_000_003 + step * 7_919 + process) % (2**31 - 1)
+
+
+def _clip_and_step(s: Session) -> float:
+    norm = s.acc.clip_grad_norm_(s.module.parameters(), s.cfg.max_grad_norm)
+    s.optimizer.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+# ---------------------------------------------------------------------------- best-of-N
+
+
+def run_bon(cfg: OptimizeConfig, log=print) -> dict:
+    """Best-of-N on the held-out prompts: max(n) samples per prompt, each N's expected proxy and gold
+    with the unbiased estimator :func:`~rewardlab.optimize.algorithms.bon_expected`, the analytic KL,
+    and the selected completions at N = max(n) in ``selections.jsonl``."""
+    s = Session(cfg, log)
+    if s.acc.is_main_process:
+        if (s.out / LOG).exists():
+            (s.out / LOG).unlink()
+        save_config(cfg, s.out / CONFIG)
+    ns = sorted(set(int(n) for n in cfg.n))
+    m = ns[-1]
+    rows = s.eval_rows[s.acc.process_index:: s.acc.num_processes]
+    proxy = np.zeros((len(rows), m))  # (E, M)
+    gold = np.zeros((len(rows), m)) if s.gold is not None else None
+    completions: list[list[str]] = [[] for _ in rows]
+    per_chunk = max(1, EVAL_CHUNK * 4 // m)
+    for c, start in enumerate(range(0, len(rows), per_chunk)):
+        chunk = rows[start: start + per_chunk]
+        rep = [r for r in chunk for _ in range(m)]  # prompt-major
+        ro = s.rollout(rep, seed=_step_seed(cfg, c, s.acc.process_index))
+        p, g = s.score(rep, ro.completions)
+        proxy[start: start + len(chunk)] = p.reshape(len(chunk), m)
+        if gold is not None:
+            gold[start: start + len(chunk)] = g.reshape(len(chunk), m)
+        for i in range(len(chunk)):
+            completions[start + i] = ro.completions[i * m: (i + 1) * m]
+    curve = []
+    for n in ns:
+        point = {"n": n, "kl": A.bon_kl(n), "d": math.sqrt(A.bon_kl(n)),
+                 "proxy": float(np.mean([A.bon_expected(proxy[i], proxy[i], n) for i in range(len(rows))])),
+                 "gold": None if gold is None else float(np.mean([A.bon_expected(proxy[i], gold[i], n) for i in range(len(rows))]))}
+        point = s.reduce(point)
+        curve.append(point)
+        s.step = n
+        s.log({"split": "bon", **point})
+    if s.acc.is_main_process:
+        with open(s.out / "selections.jsonl", "w") as f:
+            for i, r in enumerate(rows):
+                j = int(np.argmax(proxy[i]))
+                f.write(json.dumps({"prompt": r["prompt"], "completion": completions[i][j], "proxy": proxy[i, j],
+                                    "gold": None if gold is None else gold[i, j], "n": m}) + "\n")
+    summary = {"method": "bon", "output": str(s.out), "curve": curve, "proxy_std": float(proxy.std()),
+               "gold_std": None if gold is None else float(gold.std()), "initial": curve[0] if ns[0] == 1 else None,
+               "final": curve[-1], "gold_gain": None if gold is None or ns[0] != 1 else curve[-1]["gold"] - curve[0]["gold"],
+               "proxy_gain": curve[-1]["proxy"] - curve[0]["proxy"], "seconds": round(time.time() - s.started, 2)}
+    write_summary(s.out, summary, s.acc.is_main_process)
+    return summary
+
+
+# ---------------------------------------------------------------------------- RWR and RAFT
+
+
+def run_filtered(cfg: OptimizeConfig, log=print) -> dict:
+    """Rounds of: sample K per prompt → weight (rwr: exp(r/β), mean 1) or filter (raft: top --keep per prompt,
+    optionally r ≥ --min-reward) → ``sft_epochs`` of weighted fine-tuning on those samples."""
+    s, _, initial = _start(cfg, log)
+    while s.step < cfg.steps:
+        rows = [r for r in s.rows_for_step(s.step, cfg.batch_size) for _ in range(cfg.k)]  # (B·K) prompt-major
+        ro = s.rollout(rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        proxy, gold = s.score(rows, ro.completions)
+        r = torch.as_tensor(proxy, dtype=torch.float32)  # (B·K,)
+        if cfg.method == "rwr":
+            weights = A.rwr_weights(r, cfg.beta)
+        else:
+            weights = A.topk_mask(r.view(cfg.batch_size, cfg.k), cfg.keep).view(-1).float()
+            if cfg.min_reward is not None:
+                weights = weights * (r >= cfg.min_reward).float()
+        logp, ent, _ = s.token_scores(s.lm, ro, entropy=True)
+        logp_ref, _, _ = s.token_scores(s.ref, ro)
+        stats = s.rollout_stats(ro, logp, logp_ref, ent, proxy, gold)
+        chosen = torch.nonzero(weights > 0).squeeze(-1)
+        rng = np.random.default_rng([cfg.seed, s.step, 17])
+        losses = []
+        for _ in range(cfg.sft_epochs):
+            order = chosen[torch.as_tensor(rng.permutation(len(chosen)))] if len(chosen) else chosen
+            for start in range(0, len(order), cfg.minibatch_size):
+                idx = order[start: start + cfg.minibatch_size]
+                loss = sft_loss(s.module, *(t.to(s.acc.device) for t in _take(ro, idx)), weights[idx].to(s.acc.device))
+                s.acc.backward(loss)
+                _clip_and_step(s)
+                losses.append(float(loss.detach()))
+        s.step += 1
+        s.log({"split": "train", **s.reduce({**stats, "loss": float(np.mean(losses)) if losses else None,
+                                             "kept": float((weights > 0).float().mean()),
+                                             "weight_max": float(weights.max())})})
+        _end_of_step(s, {})
+    return s.finish(initial)
+
+
+# ---------------------------------------------------------------------------- REINFORCE and RLOO
+
+
+def run_policy_gradient(cfg: OptimizeConfig, log=print) -> dict:
+    """One on-policy gradient step per rollout batch on −mean_i A_i log π(y_i|x_i), with the sequence
+    reward r_i = score_i − β Σ_t kl_t; A = r − b (reinforce: moving-average baseline b) or the
+    leave-one-out advantage (rloo)."""
+    s, extra, initial = _start(cfg, log)
+    kl_ctl = (A.AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target
+              else A.FixedKLController(cfg.kl_coef))
+    if "kl_ctl" in extra:
+        kl_ctl.load_state_dict(extra["kl_ctl"])
+    baseline = extra.get("baseline")
+    while s.step < cfg.steps:
+        rows = [r for r in s.rows_for_step(s.step, cfg.batch_size) for _ in range(cfg.k)]
+        ro = s.rollout(rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        proxy, gold = s.score(rows, ro.completions)
+        logp_old, ent, _ = s.token_scores(s.module, ro, entropy=True)
+        logp_ref, _, _ = s.token_scores(s.ref, ro)
+        mask = ro.response_mask.float()
+        kl_seq = A.sequence_kl(logp_old, logp_ref, mask, cfg.kl_estimator)  # (B·K,)
+        r = torch.as_tensor(proxy, dtype=torch.float32, device=kl_seq.device) - kl_ctl.value * kl_seq  # (B·K,)
+        if cfg.method == "rloo":
+            adv = A.rloo_advantages(r.view(cfg.batch_size, cfg.k)).view(-1)
+        else:
+            batch_mean = float(s.acc.reduce(r.mean(), "mean")) if s.acc.num_processes > 1 else float(r.mean())
+            baseline = batch_mean if baseline is None else baseline
+            adv = r - baseline
+            baseline = cfg.baseline_momentum * baseline + (1 - cfg.baseline_momentum) * batch_mean
+        n = r.numel()
+        total = 0.0
+        for start in range(0, n, cfg.minibatch_size):
+            idx = slice(start, start + cfg.minibatch_size)
+            logp = forward_tokens(s.module, *_take(ro, idx), cfg.temperature).logprobs  # (b, R)
+            loss = A.policy_gradient_loss(logp.sum(-1), adv[idx]) * (logp.shape[0] / n)
+            s.acc.backward(loss)
+            total += float(loss.detach())
+        grad_norm = _clip_and_step(s)
+        stats = s.rollout_stats(ro, logp_old, logp_ref, ent, proxy, gold)
+        kl_ctl.update(stats["kl_k1"], n * s.acc.num_processes)
+        s.step += 1
+        s.log({"split": "train", **s.reduce({**stats, "kl_coef": kl_ctl.value, "loss": total, "grad_norm": grad_norm,
+                                             "advantage_std": float(adv.std()),
+                                             "baseline": baseline if cfg.method == "reinforce" else None})})
+        _end_of_step(s, {"kl_ctl": kl_ctl.state_dict(), "baseline": baseline})
+    return s.finish(initial, {"kl_coef": kl_ctl.value})
+
+
+# ---------------------------------------------------------------------------- PPO
+
+
+def run_ppo(cfg: OptimizeConfig, log=print) -> dict:
+    """PPO (see the module docstring). advantage=gae: per-token rewards −β·kl_t plus the score at the
+    last token, GAE over a value head on the policy's trunk, whitened advantages, clipped policy and
+    value losses. advantage=grpo: A = group-normalised score for every token, loss + β·k3 KL, no critic."""
+    grpo = cfg.advantage == "grpo"
+    s, extra, initial = _start(cfg, log, value_head=not grpo)
+    kl_ctl = (A.AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target
+              else A.FixedKLController(cfg.kl_coef))
+    if "kl_ctl" in extra:
+        kl_ctl.load_state_dict(extra["kl_ctl"])
+    while s.step < cfg.steps:
+        rows = [r for r in s.rows_for_step(s.step, cfg.batch_size) for _ in range(cfg.k)]
+        ro = s.rollout(rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        proxy, gold = s.score(rows, ro.completions)
+        s.module.eval()  # no dropout while scoring the rollout
+        old_logp, ent, old_values = s.token_scores(s.module, ro, entropy=True)
+        s.module.train()
+        logp_ref, _, _ = s.token_scores(s.ref, ro)
+        mask = ro.response_mask.float()  # (B, R)
+        score = torch.as_tensor(proxy, dtype=torch.float32, device=mask.device)  # (B,)
+        if cfg.whiten_rewards:
+            score = (score - score.mean()) / (score.std() + 1e-8)
+        kl_tok = A.KL_ESTIMATORS[cfg.kl_estimator](old_logp, logp_ref) * mask  # (B, R)
+        if grpo:
+            adv = A.group_advantages(score.view(cfg.batch_size, cfg.k)).view(-1, 1) * mask  # (B, R)
+            returns = None
+        else:
+            rewards = A.token_rewards(score, kl_tok, mask, kl_ctl.value)  # (B, R)
+            adv, returns = A.gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
+            adv = A.masked_whiten(adv, mask)
+        n = mask.shape[0]
+        rng = np.random.default_rng([cfg.seed, s.step, 29])
+        pl_log, vl_log, kl_log, clip_log = [], [], [], []
+        for _ in range(cfg.ppo_epochs):
+            order = torch.as_tensor(rng.permutation(n))
+            for start in range(0, n, cfg.minibatch_size):
+                idx = order[start: start + cfg.minibatch_size]
+                out = forward_tokens(s.module, *_take(ro, idx), cfg.temperature)
+                m = mask[idx]
+                pl, st = A.ppo_policy_loss(out.logprobs, old_logp[idx], adv[idx], m, cfg.clip_range)
+                if grpo:
+                    kl_term = A.masked_mean(A.kl_k3(out.logprobs, logp_ref[idx]), m)
+                    loss = pl + kl_ctl.value * kl_term
+                    kl_log.append(float(kl_term.detach()))
+                else:
+                    vl, vst = A.ppo_value_loss(out.values, old_values[idx], returns[idx], m, cfg.value_clip)
+                    loss = pl + cfg.vf_coef * vl
+                    vl_log.append(float(vl.detach()))
+                s.acc.backward(loss)
+                _clip_and_step(s)
+                pl_log.append(float(pl.detach()))
+                clip_log.append(st["clipfrac"])
+        stats = s.rollout_stats(ro, old_logp, logp_ref, ent, proxy, gold)
+        kl_ctl.update(stats["kl_k1"], n * s.acc.num_processes)
+        s.step += 1
+        s.log({"split": "train", **s.reduce({**stats, "kl_coef": kl_ctl.value, "policy_loss": float(np.mean(pl_log)),
+                                             "value_loss": float(np.mean(vl_log)) if vl_log else None,
+                                             "kl_loss": float(np.mean(kl_log)) if kl_log else None,
+                                             "clipfrac": float(np.mean(clip_log))})})
+        _end_of_step(s, {"kl_ctl": kl_ctl.state_dict()})
+    return s.finish(initial, {"kl_coef": kl_ctl.value})
+
+
+RUNNERS = {"bon": run_bon, "rwr": run_filtered, "raft": run_filtered, "reinforce": run_policy_gradient,
+           "rloo": run_policy_gradient, "ppo": run_ppo}
+"""Method name → loop; the one place a method is chosen."""
+
+
+def optimize(cfg: OptimizeConfig, log=print) -> dict:
+    """Run ``cfg.method`` and return its summary (also written to output/summary.json)."""
+    if cfg.method not in RUNNERS:
+        raise ValueError(f"unknown method {cfg.method!r}; known: {', '.join(RUNNERS)}")
+    torch.manual_seed(cfg.seed)
+    return RUNNERS[cfg.method](cfg, log)
+
+
+__all__ = ["optimize", "RUNNERS", "Session"]
