@@ -55,8 +55,8 @@ def run_trl(paths: dict, precision: str) -> dict:
                                                 for p in read_pairs(f)])
     train, test = rows(paths["train"]), rows(paths["test"])
     out = tempfile.mkdtemp()
-    steps = capped(precision)
-    extra = {} if precision == "default" else {"bf16": False}  # TRL's default: bf16 mixed precision
+    steps = capped("bf16" if precision == "default" else precision)  # TRL's default: bf16 mixed precision
+    extra = {} if precision == "default" else {"bf16": False}
     args = RewardConfig(output_dir=out, per_device_train_batch_size=BATCH, per_device_eval_batch_size=32, learning_rate=LR,
                         num_train_epochs=EPOCHS, seed=SEED, save_strategy="no", report_to="none", max_steps=steps or -1,
                         logging_steps=50, max_length=MAX_LENGTH, use_cpu=True, dataloader_num_workers=0, **extra)
@@ -80,7 +80,7 @@ def run_rewardlab(paths: dict, precision: str) -> dict:
     steps = capped(resolve_precision(mp))
     cfg = TrainConfig(data=str(paths["train"]), eval_data=str(paths["test"]), model=str(paths["model"]), output=out, loss="bt",
                       batch_size=BATCH, lr=LR, epochs=EPOCHS, seed=SEED, warmup_ratio=0.0, max_length=MAX_LENGTH, max_steps=steps,
-                      mixed_precision=mp, progress=False, save_every=10**9, eval_split=0.0, eval_every=10**9 if steps else 0)
+                      mixed_precision=mp, progress=False, save_every=10**9, eval_split=0.0, eval_every=10**9)  # held-out eval after the timed loop, as for TRL
     meta = train(cfg, log=lambda *a: None)
     return {"pairs_per_s": meta["train"]["examples_per_second"], "train_seconds": meta["train"]["seconds"],
             "accuracy": None if steps else meta["metrics"]["accuracy"], "precision": meta["mixed_precision"], "steps": meta["update"]}

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from rewardlab.data.records import common_prefix_length
 from rewardlab.data.batching import TRUNCATION_SIDES, Encoder, TruncationReport, pad, truncate
 from rewardlab.data.render import prompt_text, render
 from rewardlab.types import LabelRecord, PairRecord, RankRecord, RatingRecord
@@ -60,15 +61,6 @@ def record_parts(record) -> tuple:
     if isinstance(record, (RatingRecord, LabelRecord)):
         return record.prompt, [record.response], ["response"]
     raise TypeError(f"cannot score {type(record).__name__}; expected PairRecord, RankRecord, RatingRecord or LabelRecord")
-
-
-def _shared_prefix(a: list, b: list) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def encode_sequences(records: list, tokenizer, max_length: int = 512, truncation_side: str = "left",
@@ -109,7 +101,7 @@ def encode_sequences(records: list, tokenizer, max_length: int = 512, truncation
         seq = list(seq)
         if append_eos and (not seq or seq[-1] != eos):
             seq.append(eos)
-        n_prompt = _shared_prefix(seq, prompt_ids[k])
+        n_prompt = common_prefix_length(seq, prompt_ids[k])
         if n_prompt == len(seq):  # the response added no token of its own (cannot happen for non-empty text)
             n_prompt = max(len(seq) - 1, 0)
         report.n_sequences += 1

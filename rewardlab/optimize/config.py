@@ -6,11 +6,9 @@ those); the resolved config is saved as ``config.yaml`` beside the run's output.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
+from rewardlab.config import load_config, save_config, to_dict  # noqa: F401  (shared with the other verbs; re-exported for optimize/cli.py)
 
 METHODS = ("bon", "rwr", "raft", "reinforce", "rloo", "ppo")
 ADVANTAGES = ("gae", "grpo")
@@ -115,28 +113,3 @@ METHOD_FIELDS = {
 """The fields each method reads (and the CLI exposes)."""
 
 
-def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def save_config(cfg, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    return path
-
-
-def load_config(cls, path: str | Path | None = None, **overrides):
-    """defaults ← YAML file ← overrides that are not None; unknown YAML keys are an error naming the valid ones."""
-    values = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of field: value, got {type(loaded).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(loaded) - names)
-        if unknown:
-            raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-        values.update(loaded)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(**values)

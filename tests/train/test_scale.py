@@ -54,3 +54,15 @@ def test_lora_trains_adapters_and_head_and_saves_merged(toy_data, tiny_llama, tm
     assert not torch.equal(trained["score.weight"], init["score.weight"])  # the head is trained in full
     assert not torch.equal(trained["model.layers.0.self_attn.q_proj.weight"], init["model.layers.0.self_attn.q_proj.weight"])
     AutoModelForSequenceClassification.from_pretrained(out)  # loads with plain transformers
+
+
+def test_shipped_accelerate_configs_parse():
+    """Every config under configs/accelerate is a valid `accelerate launch --config_file` file."""
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    files = sorted((Path(__file__).resolve().parents[2] / "configs" / "accelerate").glob("*.yaml"))
+    assert len(files) >= 3
+    kinds = {str(load_config_from_file(str(f)).distributed_type).split(".")[-1] for f in files}
+    assert {"MULTI_GPU", "FSDP", "DEEPSPEED"} <= kinds
