@@ -21,16 +21,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, Timer, build, emit, read_pairs  # noqa: E402
 
+from rewardlab.train.loop import cpu_has_fast_bf16  # noqa: E402
+
 BATCH, LR, EPOCHS, SEED, MAX_LENGTH = 16, 5e-4, 2, 0, 256
 # "default" = each tool with its own default precision: TRL bf16 mixed precision, rewardlab `auto`.
 CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-fp32", "plain-fp32"]
 MAX_STEPS = int(os.environ.get("BENCH_MAX_STEPS", "0")) or None  # quick look: stop each contender after N optimizer steps
-
-
-def cpu_has_fast_bf16() -> bool:
-    from rewardlab.train.loop import cpu_has_fast_bf16 as check
-
-    return check()
 
 
 def capped(precision: str) -> int | None:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import yaml
 
 from rewardlab.rewards.metrics import BLEUReward, ChrFReward, NgramReward, RougeReward
 from rewardlab.rewards.rm import EnsembleReward, RMReward
+from rewardlab.config import parse_kv
 from rewardlab.rewards.simple import Clip, FunctionReward, GoldReward, RunningNorm, WeightedSum
 
 
@@ -29,12 +29,7 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict]:
     """``"ensemble:a,b;agg=min"`` → ``("ensemble", "a,b", {"agg": "min"})``."""
     head, *opts = [s.strip() for s in spec.split(";")]
     kind, sep, arg = head.partition(":")
-    kwargs = {}
-    for o in opts:
-        if "=" not in o:
-            raise ValueError(f"reward spec {spec!r}: expected KEY=VALUE after ';', got {o!r}")
-        k, v = o.split("=", 1)
-        kwargs[k.strip()] = yaml.safe_load(v)
+    kwargs = parse_kv(opts, f"reward spec {spec!r} (options after ';')")
     return kind.strip(), (arg if sep else None), kwargs
 
 
