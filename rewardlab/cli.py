@@ -114,6 +114,10 @@ def score_cmd(cfg: C.ScoreConfig):
     except (DataError, ValueError, FileNotFoundError, OSError) as e:
         _fail(str(e))
     max_length = cfg.max_length or meta.get("max_length", 512)
+    if cfg.compile:
+        from rewardlab.eval.evaluate import compile_scorer
+
+        model = compile_scorer(model)
     rewards, truncation = score_texts(model, tokenizer, prompts, responses, cfg.batch_size, max_length, cfg.truncation_side, progress=True)
     for (row, key), r in zip(slots, rewards):
         rows[row][key] = float(r)

@@ -39,6 +39,8 @@ def parse_kv(items: list[str] | dict | None, what: str) -> dict:
 class TrainConfig:
     data: str = opt(None, "Training data: JSONL/JSON/CSV/Parquet file, dataset folder, or hub id name[:config][@split].")
     model: str = opt(None, "Backbone: local folder or hub id of any sequence-classification or causal LM.")
+    gguf_file: str = opt(None, "GGUF file inside --model (a folder or hub repo) to load the backbone from, dequantised (needs the "
+                               "gguf package). Same as --model FOLDER/NAME.gguf.")
     output: str = opt(None, "Output folder: final HF checkpoint + rewardlab.json; checkpoints/ for resuming.")
     loss: str = opt("bt", "Loss name from the catalogue (`rewardlab losses list`).")
     loss_args: dict = opt({}, "Loss hyperparameters, NAME=VALUE (repeatable), e.g. --loss-arg alpha=0.1.")
@@ -129,6 +131,10 @@ class EvalConfig:
     padding_side: str = opt("right", "Pad batches on the right or left (decoders give the same rewards either way).")
     append_eos: bool = opt(False, "Append the EOS token to every sequence that lacks it (as TRL's RewardTrainer does for text "
                                   "data; use it for RMs trained that way).")
+    compile: bool = opt(False, "torch.compile the model (dynamic shapes): faster on large jobs, after a one-off "
+                               "compile of tens of seconds.")
+    shared_prompt: bool = opt(False, "Decoders: encode each prompt once and append its responses through the KV cache "
+                                     "(same rewards; pays only when prompts are long and responses short and even).")
     dtype: str = opt("float32", "Weights dtype: float32, bfloat16 or float16.")
     device: str = opt("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N.")
     implicit: str = opt(None, "Score a causal LM by its implicit reward: dpo (β·(log π − log π_ref), needs --ref-model) "
@@ -186,6 +192,8 @@ class ScoreConfig:
     batch_size: int = opt(16, "Sequences per forward pass.")
     max_length: int = opt(None, "Tokens per sequence (default: the model's training max_length, else 512).")
     truncation_side: str = opt("left", "Side cut when too long.")
+    compile: bool = opt(False, "torch.compile the model (dynamic shapes): faster on large jobs, after a one-off "
+                               "compile of tens of seconds (bench/results/README.md).")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
 
 

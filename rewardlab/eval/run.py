@@ -54,7 +54,12 @@ def load_scorer(path: str, cfg: EvalConfig):
         from rewardlab.models.reward_model import load_reward_model
 
         model, tokenizer, meta = load_reward_model(path, trust_remote_code=cfg.trust_remote_code, dtype=dtype)
-    return model.to(resolve_device(cfg.device)).eval(), tokenizer, meta
+    model = model.to(resolve_device(cfg.device)).eval()
+    if cfg.compile:
+        from rewardlab.eval.evaluate import compile_scorer
+
+        model = compile_scorer(model)
+    return model, tokenizer, meta
 
 
 def model_names(paths: list[str]) -> list[str]:
@@ -282,7 +287,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         model, tokenizer, meta = load_scorer(path, cfg)
         max_length = cfg.max_length or meta.get("max_length", 512)
         s = score_dataset(model, tokenizer, data.records, cfg.batch_size, max_length, cfg.truncation_side,
-                          cfg.padding_side, cfg.append_eos, cfg.progress)
+                          cfg.padding_side, cfg.append_eos, cfg.progress, cfg.shared_prompt)
         del model
         metrics, correct, p = analyse(data, s.rewards, s.lengths, cfg)
         metrics["notes"] = data.notes + metrics.get("notes", [])

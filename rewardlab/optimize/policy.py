@@ -172,17 +172,25 @@ def train_policy(cfg: PolicyConfig, log=print) -> dict:
     return meta
 
 
-def load_policy(path: str, dtype: torch.dtype | None = None, device: str | None = None, trust_remote_code: bool = False):
-    """(causal LM, tokenizer) from a folder or hub id; the tokenizer pads on the left, with EOS as pad if it has none."""
+def load_policy(path: str, dtype: torch.dtype | None = None, device: str | None = None, trust_remote_code: bool = False,
+                gguf_file: str | None = None):
+    """(causal LM, tokenizer) from a folder or hub id; the tokenizer pads on the left, with EOS as pad if it has none.
+
+    GGUF: ``gguf_file`` names the file inside ``path``; ``FOLDER/NAME.gguf`` and packaged names such as
+    ``smollm2`` work too (:func:`rewardlab.models.gguf.resolve_gguf`). The weights are dequantised to dense tensors.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    from rewardlab.models.gguf import model_kwargs, resolve_gguf
+
+    path, gguf_file = resolve_gguf(path, gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, gguf_file=gguf_file)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"{path}: the tokenizer has neither a pad nor an EOS token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **model_kwargs(gguf_file))
     if device is not None:
         model.to(device)
     return model, tokenizer

@@ -22,12 +22,14 @@ Methods (formulas in :mod:`rewardlab.optimize.algorithms`):
 
 Logged per step (``log.jsonl``; ``split`` = train | eval): proxy (the optimised reward), gold (when
 known), kl_k1 and kl_k3 (per completion, summed over tokens, vs the reference), entropy (per
-token), length (tokens), kl_coef, loss and method statistics. ``eval`` lines use fixed held-out
+token), length (tokens), kl_coef, loss and method statistics; with an ``adversarial`` reward also
+disc_loss, disc_accuracy, disc_p_ref, disc_p_sample (its discriminator's update of that step). ``eval`` lines use fixed held-out
 prompts and seeds, before training, every ``eval_every`` steps and at the end.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -42,7 +44,7 @@ from rewardlab.optimize import algorithms as A
 from rewardlab.optimize.config import OptimizeConfig, save_config
 from rewardlab.optimize.policy import gold_task, load_policy, sft_loss
 from rewardlab.optimize.sampling import PolicyWithValue, Rollout, forward_tokens, sample
-from rewardlab.rewards import RunningNorm, build_reward
+from rewardlab.rewards import DiscriminatorReward, RunningNorm, build_reward
 from rewardlab.rewards.simple import GoldReward
 
 LOG, SUMMARY, CONFIG, STATE = "log.jsonl", "summary.json", "config.yaml", "state.pt"
@@ -81,13 +83,22 @@ def columns_of(rows: list[dict]) -> dict[str, list]:
     return {k: [r[k] for r in rows] for k in sorted(keys)}
 
 
-def _norms(reward) -> list[RunningNorm]:
-    out = []
-    while reward is not None:
-        if isinstance(reward, RunningNorm):
-            out.append(reward)
-        reward = getattr(reward, "reward", None)
+def _parts(reward) -> list:
+    """The reward and every reward inside it (wrappers' ``reward``, sums' ``rewards``), depth first."""
+    out = [reward]
+    for inner in [getattr(reward, "reward", None), *(getattr(reward, "rewards", None) or [])]:
+        if inner is not None:
+            out += _parts(inner)
     return out
+
+
+def _norms(reward) -> list[RunningNorm]:
+    return [r for r in _parts(reward) if isinstance(r, RunningNorm)]
+
+
+def _discriminators(reward) -> list[DiscriminatorReward]:
+    """The online-trained rewards inside ``reward`` (their state is checkpointed, their stats logged)."""
+    return [r for r in _parts(reward) if isinstance(r, DiscriminatorReward)]
 
 
 def _take(ro: Rollout, idx) -> tuple[torch.Tensor, ...]:
@@ -115,8 +126,9 @@ class Session:
         device = str(self.acc.device)
         self.reward = build_reward(cfg.reward, cfg.reward_weight or None, cfg.normalize_reward, cfg.clip_reward,
                                    task=self.task, device=device)
-        lm, self.tok = load_policy(cfg.policy)
-        self.ref, _ = load_policy(cfg.reference or cfg.policy)
+        lm, self.tok = load_policy(cfg.policy, gguf_file=cfg.gguf_file)
+        # the reference: a copy of the initial policy (one load, not two: GGUF and hub loads are slow), or its own model
+        self.ref = copy.deepcopy(lm) if cfg.reference in (None, cfg.policy) else load_policy(cfg.reference)[0]
         self.ref.requires_grad_(False)
         self.ref.eval().to(self.acc.device)
         self.module = PolicyWithValue(lm, value_head=value_head).to(self.acc.device)
@@ -147,10 +159,11 @@ class Session:
                       max_prompt_length=c.max_prompt_length, seed=seed)
 
     def score(self, rows: list[dict], completions: list[str], update_norm: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """(proxy (B,), gold (B,) or None) for completions of ``rows``."""
+        """(proxy (B,), gold (B,) or None) for completions of ``rows``; ``update_norm=False`` freezes the reward's
+        running norms and discriminators."""
         prompts = [r["prompt"] for r in rows]
-        for norm in _norms(self.reward):
-            norm.update = update_norm
+        for part in _norms(self.reward) + _discriminators(self.reward):
+            part.update = update_norm  # evaluation neither moves the norm nor trains a discriminator
         proxy = np.asarray(self.reward(prompts, completions, **columns_of(rows)), dtype=float)
         gold = None if self.gold is None else np.asarray(self.gold(prompts, completions), dtype=float)
         return proxy, gold
@@ -177,7 +190,16 @@ class Session:
 
     def rollout_stats(self, ro: Rollout, logp, logp_ref, entropy, proxy, gold) -> dict:
         """Means over a rollout (entropy per token; KL per completion, summed over its tokens)."""
-        return summarize(sample_stats(ro, logp, logp_ref, entropy, proxy, gold))
+        return {**summarize(sample_stats(ro, logp, logp_ref, entropy, proxy, gold)), **self.reward_stats()}
+
+    def reward_stats(self) -> dict:
+        """``disc_*``: the latest update of each discriminator reward (``disc0_*``, ``disc1_*`` … when several)."""
+        discs = _discriminators(self.reward)
+        out = {}
+        for i, d in enumerate(discs):
+            prefix = "disc_" if len(discs) == 1 else f"disc{i}_"
+            out.update({prefix + k: v for k, v in d.stats.items()})
+        return out
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -227,7 +249,8 @@ class Session:
         inner = self.acc.unwrap_model(self.module)
         torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
                     "value_head": None if inner.value_head is None else inner.value_head.state_dict(),
-                    "norms": [n.state_dict() for n in _norms(self.reward)], **extra}, tmp / STATE)
+                    "norms": [n.state_dict() for n in _norms(self.reward)],
+                    "discriminators": [d.state_dict() for d in _discriminators(self.reward)], **extra}, tmp / STATE)
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
@@ -238,7 +261,8 @@ class Session:
         return max(found)[1] if found else None
 
     def resume(self) -> dict:
-        """Load the latest checkpoint (policy, optimizer, value head, norms); trim the log after it; return extra state."""
+        """Load the latest checkpoint (policy, optimizer, value head, norms, discriminators); trim the log after it;
+        return extra state."""
         from transformers import AutoModelForCausalLM
 
         folder = self.latest_checkpoint()
@@ -252,6 +276,8 @@ class Session:
         self.optimizer.load_state_dict(state["optimizer"])
         for norm, s in zip(_norms(self.reward), state["norms"]):
             norm.load_state_dict(s)
+        for disc, s in zip(_discriminators(self.reward), state.get("discriminators", [])):
+            disc.load_state_dict(s)
         self.step = int(state["step"])
         log = self.out / LOG
         if self.acc.is_main_process and log.is_file():
@@ -261,11 +287,15 @@ class Session:
         return state
 
     def finish(self, initial: dict | None, extra: dict | None = None) -> dict:
-        """Final evaluation, save the policy to output/policy, write summary.json; return the summary."""
+        """Final evaluation, save the policy to output/policy (and each discriminator reward to
+        output/discriminator[-i]), write summary.json; return the summary."""
         final = self.eval_and_log()
         if self.acc.is_main_process:
             self.lm.save_pretrained(self.out / "policy", safe_serialization=True)
             self.tok.save_pretrained(self.out / "policy")
+            discs = _discriminators(self.reward)
+            for i, d in enumerate(discs):
+                d.save(self.out / ("discriminator" if len(discs) == 1 else f"discriminator-{i}"))
         summary = {"method": self.cfg.method, "output": str(self.out), "steps": self.step, "initial": initial, "final": final,
                    "gold_gain": None if initial is None or final.get("gold") is None or initial.get("gold") is None
                    else final["gold"] - initial["gold"],

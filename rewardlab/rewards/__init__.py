@@ -4,9 +4,11 @@
     >>> reward = build_reward(["gold"])                        # the built-in task's gold
     >>> reward(["Question: What do you think of coffee?\\nAnswer:"], ["I love the coffee."])  # doctest: +SKIP
 
-See :mod:`rewardlab.rewards.catalogue` for the spec strings (``rm:PATH``, ``ensemble:A,B;agg=min``, ``bleu`` …).
+See :mod:`rewardlab.rewards.catalogue` for the spec strings (``rm:PATH``, ``ensemble:A,B;agg=min``, ``bleu``,
+``adversarial:PATH`` …).
 """
 
+from rewardlab.rewards.adversarial import DiscriminatorReward
 from rewardlab.rewards.base import Reward, reward_name
 from rewardlab.rewards.catalogue import KINDS, build_reward, parse_spec, reward_from_spec
 from rewardlab.rewards.metrics import BLEUReward, ChrFReward, NgramReward, RougeReward, ngram_f1
@@ -14,7 +16,7 @@ from rewardlab.rewards.rm import AGGREGATIONS, EnsembleReward, RMReward, aggrega
 from rewardlab.rewards.simple import Clip, FunctionReward, GoldReward, RunningNorm, WeightedSum, load_function
 
 __all__ = [
-    "AGGREGATIONS", "BLEUReward", "ChrFReward", "Clip", "EnsembleReward", "FunctionReward", "GoldReward", "KINDS",
+    "AGGREGATIONS", "BLEUReward", "ChrFReward", "Clip", "DiscriminatorReward", "EnsembleReward", "FunctionReward", "GoldReward", "KINDS",
     "NgramReward", "RMReward", "Reward", "RougeReward", "RunningNorm", "WeightedSum", "aggregate", "build_reward",
     "load_function", "ngram_f1", "parse_spec", "reward_from_spec", "reward_name",
 ]

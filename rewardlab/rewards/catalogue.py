@@ -8,8 +8,13 @@ Spec grammar: ``KIND[:ARG][;KEY=VALUE]...`` (values parsed as YAML scalars). Kin
     fn:MODULE:FUNCTION          a user function (also FILE.py:FUNCTION)
     bleu | chrf | rouge[:TYPE] | ngram[:N]   metric rewards against the ``reference`` column; key: column
     lm:PATH                     mean log-likelihood of the completion under a causal LM (teacher); keys: batch_size, device
+    adversarial:PATH            a discriminator initialised from the RM at PATH, trained online to tell the ``reference``
+                                column (real) from the policy's samples; reward form(D) (GAIL / SeqGAN / AIRL);
+                                keys: lr (1e-5), steps (per call, 1; 0 = score only), loss (bce | bt), form (logsigmoid |
+                                neg_log_one_minus | logit | sigmoid), column (reference), replay (0), batch_size, max_length, device
 
-Examples: ``rm:runs/bt``, ``ensemble:runs/a,runs/b;agg=min``, ``rouge:rougeL;column=summary``.
+Examples: ``rm:runs/bt``, ``ensemble:runs/a,runs/b;agg=min``, ``rouge:rougeL;column=summary``,
+``adversarial:runs/tiny;lr=1e-3;steps=2;loss=bt``.
 :func:`build_reward` turns several specs with weights into a weighted sum, optionally normalised
 (running mean/std) and clipped.
 """
@@ -65,6 +70,13 @@ def _lm(arg, kw, task):
     return LMLikelihoodReward.load(_need("lm", arg, "path"), **kw)
 
 
+def _adversarial(arg, kw, task):
+    from rewardlab.rewards.adversarial import DiscriminatorReward
+
+    kw = _keys("adversarial", kw, ("lr", "steps", "loss", "form", "column", "replay", "batch_size", "max_length", "device"))
+    return DiscriminatorReward.load(_need("adversarial", arg, "path"), **kw)
+
+
 KINDS = {
     "gold": lambda arg, kw, task: GoldReward(task, **_keys("gold", kw, ())),
     "rm": _rm,
@@ -76,20 +88,21 @@ KINDS = {
     "rouge": lambda arg, kw, task: RougeReward(arg or "rougeL", reference_column=_keys("rouge", kw, ("column",)).get("column", "reference")),
     "ngram": lambda arg, kw, task: NgramReward(int(arg or 1), reference_column=_keys("ngram", kw, ("column",)).get("column", "reference")),
     "lm": _lm,
+    "adversarial": _adversarial,
 }
 """Reward kind → builder(arg, options, task)."""
 
 
 def reward_from_spec(spec: str, task=None, device: str | None = None):
     """One reward from a spec string (see the module docstring); unknown kinds list the known ones.
-    ``device`` is the default device of model-based kinds (rm, ensemble, lm)."""
+    ``device`` is the default device of model-based kinds (rm, ensemble, lm, adversarial)."""
     kind, arg, kwargs = parse_spec(spec)
-    if kind in ("rm", "ensemble", "lm") and device is not None:
+    if kind in ("rm", "ensemble", "lm", "adversarial") and device is not None:
         kwargs.setdefault("device", device)
     if kind not in KINDS:
         raise ValueError(f"unknown reward kind {kind!r} in {spec!r}; known: {', '.join(KINDS)}")
     reward = KINDS[kind](arg, kwargs, task)
-    if kind in ("rm", "ensemble", "lm", "rouge", "ngram"):
+    if kind in ("rm", "ensemble", "lm", "adversarial", "rouge", "ngram"):
         reward.name = spec.split(";")[0]
     return reward
 

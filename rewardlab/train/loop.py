@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from rewardlab.config import TrainConfig, save_config, to_dict
 from rewardlab.data.batching import COLLATORS, Encoder, encode_records, length_grouped_batches
 from rewardlab.losses.catalogue import get_loss, get_regularizer, resolve_hparams
+from rewardlab.models.gguf import resolve_gguf
 from rewardlab.models.reward_model import RewardModel, load_backbone
 from rewardlab.train import checkpoint as ckpt
 from rewardlab.types import PairBatch, PointBatch, RankBatch, RewardOutput
@@ -241,8 +242,8 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     eval_records = eval_records or []
 
     resume_from = ckpt.latest_checkpoint(output) if cfg.resume else None
-    model_source = str(resume_from) if resume_from else cfg.model
-    model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code)
+    model_source, gguf_file = (str(resume_from), None) if resume_from else resolve_gguf(cfg.model, cfg.gguf_file)
+    model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code, gguf_file=gguf_file)
     peft_model = None
     if cfg.lora_r:
         peft_model, model = add_lora(model, cfg)

@@ -56,6 +56,9 @@ def test_eval_on_held_out_pairs(trained, toy_data, tmp_path):
     assert out["accuracy"] >= 0.9 and out["n_pairs"] == 100
     assert {"mean_margin", "loss", "reward_ties"} <= set(out)
     assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == out["accuracy"]
+    shared = last_json(run("eval", "--model", trained, "--data", toy_data["test"], "--output", tmp_path / "s.json",
+                           "--shared-prompt"))
+    assert shared["accuracy"] == out["accuracy"] and abs(shared["mean_margin"] - out["mean_margin"]) < 1e-4
 
 
 def test_score_matches_plain_transformers(trained, tmp_path):
@@ -77,6 +80,12 @@ def test_score_matches_plain_transformers(trained, tmp_path):
         plain = model(**batch).logits.squeeze(-1).tolist()
     for s, p in zip(scored, plain):
         assert abs(s["reward"] - p) < 1e-5
+
+    # --compile (torch.compile, dynamic shapes) gives the same rewards
+    run("score", "--model", trained, "--input", src, "--output", tmp_path / "compiled.jsonl", "--compile")
+    compiled = [json.loads(line) for line in (tmp_path / "compiled.jsonl").read_text().splitlines()]
+    for s, c in zip(scored, compiled):
+        assert abs(s["reward"] - c["reward"]) < 1e-5
 
 
 def test_help_lists_verbs():
