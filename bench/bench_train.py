@@ -25,7 +25,7 @@ from rewardlab.train.loop import cpu_has_fast_bf16  # noqa: E402
 
 BATCH, LR, EPOCHS, SEED, MAX_LENGTH = 16, 5e-4, 2, 0, 256
 # "default" = each tool with its own default precision: TRL bf16 mixed precision, rewardlab `auto`.
-CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-fp32", "plain-fp32"]
+CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-fp32", "rewardlab-compiled", "plain-fp32"]
 MAX_STEPS = int(os.environ.get("BENCH_MAX_STEPS", "0")) or None  # quick look: stop each contender after N optimizer steps
 
 
@@ -72,11 +72,12 @@ def run_rewardlab(paths: dict, precision: str) -> dict:
     from rewardlab.train.loop import resolve_precision
 
     out = tempfile.mkdtemp()
-    mp = {"default": "auto", "fp32": "no"}.get(precision, precision)
+    mp = {"default": "auto", "fp32": "no", "compiled": "no"}.get(precision, precision)
     steps = capped(resolve_precision(mp))
     cfg = TrainConfig(data=str(paths["train"]), eval_data=str(paths["test"]), model=str(paths["model"]), output=out, loss="bt",
                       batch_size=BATCH, lr=LR, epochs=EPOCHS, seed=SEED, warmup_ratio=0.0, max_length=MAX_LENGTH, max_steps=steps,
-                      mixed_precision=mp, progress=False, save_every=10**9, eval_split=0.0, eval_every=10**9)  # held-out eval after the timed loop, as for TRL
+                      mixed_precision=mp, progress=False, save_every=10**9, eval_split=0.0, eval_every=10**9,  # held-out eval after the timed loop, as for TRL
+                      compile=precision == "compiled")  # torch.compile (dynamic shapes); its compile time is inside the timed loop
     meta = train(cfg, log=lambda *a: None)
     return {"pairs_per_s": meta["train"]["examples_per_second"], "train_seconds": meta["train"]["seconds"],
             "accuracy": None if steps else meta["metrics"]["accuracy"], "precision": meta["mixed_precision"], "steps": meta["update"]}
@@ -170,6 +171,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--contender", help=argparse.SUPPRESS)
     ap.add_argument("--only", nargs="*", default=None, help=f"subset of {CONTENDERS}")
+    ap.add_argument("--results", default="train", help="stem of the files written under bench/results (default train)")
     args = ap.parse_args()
     if args.contender:
         return contender(args.contender)
@@ -182,9 +184,9 @@ def main():
              "torch_threads": torch.get_num_threads(), "cpu_fast_bf16": cpu_has_fast_bf16(), "max_steps": MAX_STEPS,
              "machine": platform.processor() or platform.machine()}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "train.json").write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
+    (RESULTS / f"{args.results}.json").write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
     md = table(results)
-    (RESULTS / "train.md").write_text(md + "\n")
+    (RESULTS / f"{args.results}.md").write_text(md + "\n")
     print(md)
 
 

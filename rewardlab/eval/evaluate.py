@@ -329,8 +329,8 @@ def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_len
     encoded once (``score_shared_prefix``); otherwise every sequence runs in full (``score_ids``,
     the default). Both give the same rewards. Off by default because it did not pay on the CPU:
     the two responses of a pair share a padded batch, and that padding cost more than the prompt
-    tokens saved (bench model, 1 thread: HH-RLHF 22% of tokens shared, 0.97× the time of full
-    sequences; FineGrainedRLHF pairs 11% shared, 0.86×; command: bench/bench_shared_prompt.py).
+    tokens saved (bench model, 1 thread: HH-RLHF 22% of tokens shared, 0.84× the speed of full
+    sequences; FineGrainedRLHF pairs 11% shared, 0.90×; command: bench/bench_shared_prompt.py).
     """
     enc = encode_sequences(records, tokenizer, max_length, truncation_side, append_eos)
     if shared_prompt and supports_shared_prefix(model) and len(enc.ids) > len(records):
