@@ -7,6 +7,7 @@ the caller names and every cut is counted in a ``TruncationReport``.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,10 @@ class Encoded:
     tie: bool = False
     ranks: tuple = ()
     target: object = None
+
+    def __post_init__(self):
+        # int32 arrays, not lists of Python ints: ~9× less memory for a training set held for the whole run
+        self.seqs = [s if isinstance(s, array) else array("i", s) for s in self.seqs]
 
     @property
     def length(self) -> int:
