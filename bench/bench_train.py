@@ -23,7 +23,10 @@ from common import RESULTS, Timer, build, emit, read_pairs  # noqa: E402
 
 from rewardlab.train.loop import cpu_has_fast_bf16  # noqa: E402
 
-BATCH, LR, EPOCHS, SEED, MAX_LENGTH = 16, 5e-4, 2, 0, 256
+BATCH, EPOCHS, SEED, MAX_LENGTH = 16, 2, 0, 256
+# bench/bench_gpu.py runs the same contenders on a CUDA GPU with a ~0.5B config (BENCH_DEVICE=cuda BENCH_SIZE=0.5b)
+DEVICE, SIZE = os.environ.get("BENCH_DEVICE", "cpu"), os.environ.get("BENCH_SIZE", "mini")
+LR = float(os.environ.get("BENCH_LR", "5e-4"))
 # "default" = each tool with its own default precision: TRL bf16 mixed precision, rewardlab `auto`.
 CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-fp32", "rewardlab-compiled", "plain-fp32"]
 MAX_STEPS = int(os.environ.get("BENCH_MAX_STEPS", "0")) or None  # quick look: stop each contender after N optimizer steps
@@ -31,7 +34,7 @@ MAX_STEPS = int(os.environ.get("BENCH_MAX_STEPS", "0")) or None  # quick look: s
 
 def capped(precision: str) -> int | None:
     """bf16 on a CPU without AVX-512 BF16 runs ~100× slower than fp32: measure its rate on a few steps only."""
-    if precision == "bf16" and not cpu_has_fast_bf16():
+    if precision == "bf16" and DEVICE == "cpu" and not cpu_has_fast_bf16():
         return min(MAX_STEPS or 6, 6)
     return MAX_STEPS
 
@@ -55,7 +58,7 @@ def run_trl(paths: dict, precision: str) -> dict:
     extra = {} if precision == "default" else {"bf16": False}
     args = RewardConfig(output_dir=out, per_device_train_batch_size=BATCH, per_device_eval_batch_size=32, learning_rate=LR,
                         num_train_epochs=EPOCHS, seed=SEED, save_strategy="no", report_to="none", max_steps=steps or -1,
-                        logging_steps=50, max_length=MAX_LENGTH, use_cpu=True, dataloader_num_workers=0, **extra)
+                        logging_steps=50, max_length=MAX_LENGTH, use_cpu=DEVICE == "cpu", dataloader_num_workers=0, **extra)
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=test, processing_class=tok)
     with Timer() as t:
         trainer.train()
@@ -72,26 +75,29 @@ def run_rewardlab(paths: dict, precision: str) -> dict:
     from rewardlab.train.loop import resolve_precision
 
     out = tempfile.mkdtemp()
-    mp = {"default": "auto", "fp32": "no", "compiled": "no"}.get(precision, precision)
+    mp = {"default": "auto", "fp32": "no", "compiled": "no", "chunks1": "auto", "chunks4": "auto", "gc": "auto"}.get(precision, precision)
     steps = capped(resolve_precision(mp))
     cfg = TrainConfig(data=str(paths["train"]), eval_data=str(paths["test"]), model=str(paths["model"]), output=out, loss="bt",
                       batch_size=BATCH, lr=LR, epochs=EPOCHS, seed=SEED, warmup_ratio=0.0, max_length=MAX_LENGTH, max_steps=steps,
                       mixed_precision=mp, progress=False, save_every=10**9, eval_split=0.0, eval_every=10**9,  # held-out eval after the timed loop, as for TRL
-                      compile=precision == "compiled")  # torch.compile (dynamic shapes); its compile time is inside the timed loop
+                      compile=precision == "compiled",  # torch.compile (dynamic shapes); its compile time is inside the timed loop
+                      gradient_checkpointing=precision == "gc",  # gc: recompute activations (TRL's default), less memory
+                      **({"length_chunks": int(precision[6:])} if precision.startswith("chunks") else {}))  # chunksN: N forwards
     meta = train(cfg, log=lambda *a: None)
     return {"pairs_per_s": meta["train"]["examples_per_second"], "train_seconds": meta["train"]["seconds"],
             "accuracy": None if steps else meta["metrics"]["accuracy"], "precision": meta["mixed_precision"], "steps": meta["update"]}
 
 
 def run_plain(paths: dict, precision: str) -> dict:
-    """A plain loop as a user would write it: random batches, chosen+rejected padded together, fp32."""
+    """A plain loop as a user would write it: random batches, chosen+rejected padded together, fp32 (or bf16 autocast)."""
     import torch
     import torch.nn.functional as F
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(SEED)
     tok = AutoTokenizer.from_pretrained(paths["model"])
-    model = AutoModelForSequenceClassification.from_pretrained(paths["model"], num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(paths["model"], num_labels=1).to(DEVICE)
+    autocast = torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=precision == "bf16")
     train = read_pairs(paths["train"])
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
     steps = EPOCHS * ((len(train) + BATCH - 1) // BATCH)
@@ -104,8 +110,9 @@ def run_plain(paths: dict, precision: str) -> dict:
             for i in range(0, len(order), BATCH):
                 b = [train[j] for j in order[i: i + BATCH]]
                 enc = tok([joined(p, p["chosen"]) for p in b] + [joined(p, p["rejected"]) for p in b], padding=True,
-                          truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
-                r = model(**enc).logits.squeeze(-1)
+                          truncation=True, max_length=MAX_LENGTH, return_tensors="pt").to(DEVICE)
+                with autocast:
+                    r = model(**enc).logits.squeeze(-1).float()
                 loss = -F.logsigmoid(r[: len(b)] - r[len(b):]).mean()
                 loss.backward()
                 opt.step(), sched.step(), opt.zero_grad()
@@ -113,7 +120,7 @@ def run_plain(paths: dict, precision: str) -> dict:
                 if MAX_STEPS and step >= MAX_STEPS:
                     break
     if MAX_STEPS:
-        return {"pairs_per_s": step * BATCH / t.seconds, "train_seconds": t.seconds, "accuracy": None, "precision": "fp32", "steps": step}
+        return {"pairs_per_s": step * BATCH / t.seconds, "train_seconds": t.seconds, "accuracy": None, "precision": precision, "steps": step}
     model.eval()
     test = read_pairs(paths["test"])
     correct = 0
@@ -121,11 +128,12 @@ def run_plain(paths: dict, precision: str) -> dict:
         for i in range(0, len(test), 32):
             b = test[i: i + 32]
             enc = tok([joined(p, p["chosen"]) for p in b] + [joined(p, p["rejected"]) for p in b], padding=True,
-                      truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
-            r = model(**enc).logits.squeeze(-1)
+                      truncation=True, max_length=MAX_LENGTH, return_tensors="pt").to(DEVICE)
+            with autocast:
+                r = model(**enc).logits.squeeze(-1).float()
             correct += (r[: len(b)] > r[len(b):]).sum().item()
     return {"pairs_per_s": len(train) * EPOCHS / t.seconds, "train_seconds": t.seconds, "accuracy": correct / len(test),
-            "precision": "fp32", "steps": step}
+            "precision": precision, "steps": step}
 
 
 RUNNERS = {"trl": run_trl, "rewardlab": run_rewardlab, "plain": run_plain}
@@ -133,37 +141,54 @@ RUNNERS = {"trl": run_trl, "rewardlab": run_rewardlab, "plain": run_plain}
 
 def contender(name: str) -> None:
     kind, precision = name.split("-")
-    paths = build()
+    paths = build(size=SIZE)
     result = RUNNERS[kind](paths, precision)
     emit({"contender": name, **result})
 
 
-def drive(names: list[str]) -> list[dict]:
-    paths = build()
+def drive(names: list[str], keep_going: bool = False, timeout: float | None = None) -> list[dict]:
+    """Run each contender in its own process; ``keep_going`` records a failure (with its error) and goes on."""
+    build(size=SIZE)
     results = []
     for name in names:
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-        proc = subprocess.run([sys.executable, __file__, "--contender", name], capture_output=True, text=True, env=env)
-        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-        if proc.returncode or not line:
-            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-            raise SystemExit(f"{name} failed (exit {proc.returncode})")
+        try:
+            proc = subprocess.run([sys.executable, __file__, "--contender", name], capture_output=True, text=True, env=env,
+                                  timeout=timeout)
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as e:
+            code, out, err = "timeout", (e.stdout or b"").decode(errors="replace"), (e.stderr or b"").decode(errors="replace")
+        line = [l for l in out.splitlines() if l.startswith("RESULT ")]
+        if code or not line:
+            print(out[-2000:], err[-4000:], file=sys.stderr)
+            if not keep_going:
+                raise SystemExit(f"{name} failed (exit {code})")
+            results.append({"contender": name, "failed": f"exit {code}: {err.strip().splitlines()[-1] if err.strip() else ''}"})
+            print(f"{name:18s} FAILED ({results[-1]['failed']})", flush=True)
+            continue
         results.append(json.loads(line[0][7:]))
         r = results[-1]
         acc = "–" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
-        print(f"{name:18s} {r['precision']:5s} {r['steps']:4d} steps {r['pairs_per_s']:7.1f} pairs/s  {r['peak_rss_mb']:7.0f} MB  accuracy {acc}", flush=True)
+        gpu = f"  {r['peak_gpu_mb']:7.0f} MB GPU" if "peak_gpu_mb" in r else ""
+        print(f"{name:18s} {r['precision']:5s} {r['steps']:4d} steps {r['pairs_per_s']:7.1f} pairs/s  {r['peak_rss_mb']:7.0f} MB{gpu}  "
+              f"accuracy {acc}", flush=True)
     return results
 
 
 def table(results: list[dict]) -> str:
-    by = {r["contender"]: r for r in results}
-    lines = ["| contender | precision | steps | pairs/s | × TRL default | × TRL fp32 | peak RSS MB | held-out accuracy |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    by = {r["contender"]: r for r in results if "failed" not in r}
+    gpu = any("peak_gpu_mb" in r for r in results)
+    lines = ["| contender | precision | steps | pairs/s | × TRL default | × TRL fp32 | peak RSS MB |" + (" peak GPU MB |" if gpu else "")
+             + " held-out accuracy |", "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|"]
     for r in results:
+        if "failed" in r:
+            lines.append(f"| {r['contender']} | failed: {r['failed']} |")
+            continue
         ratios = [f"{r['pairs_per_s'] / by[b]['pairs_per_s']:.2f}" if b in by else "–" for b in ("trl-default", "trl-fp32")]
         acc = "– (rate on a few steps only)" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        mem = f" {r['peak_gpu_mb']:.0f} |" if gpu else ""
         lines.append(f"| {r['contender']} | {r['precision']} | {r['steps']} | {r['pairs_per_s']:.1f} | {ratios[0]} | {ratios[1]} | "
-                     f"{r['peak_rss_mb']:.0f} | {acc} |")
+                     f"{r['peak_rss_mb']:.0f} |{mem} {acc} |")
     return "\n".join(lines)
 
 

@@ -51,6 +51,9 @@ def peak_rss_mb() -> float:
 def emit(result: dict) -> None:
     """Contenders run in their own process and print one JSON line that the driver reads."""
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)  # tensors only, as the caching allocator saw them
     print("RESULT " + json.dumps(result), flush=True)
 
 

@@ -68,8 +68,10 @@ class TrainConfig:
     lora_alpha: float = opt(16.0, "LoRA scaling α.")
     lora_dropout: float = opt(0.0, "LoRA dropout.")
     lora_target_modules: str = opt("all-linear", "Modules given LoRA adapters: all-linear, or comma-separated names (q_proj,v_proj).")
-    length_chunks: int = opt(4, "Forward each batch as this many length-sorted chunks, each padded to its own longest row "
-                                "(chosen and rejected stop paying for each other's length); 1 = one forward.")
+    length_chunks: int = opt(0, "Forward each batch as this many length-sorted chunks, each padded to its own longest row "
+                                "(chosen and rejected stop paying for each other's length); 1 = one forward; 0 = auto "
+                                "(4 on a CPU, 1 on a GPU, as measured in bench/).")
+    log_every: int = opt(10, "Log loss and train accuracy every N optimizer steps (a log waits for the device to catch up).")
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass: less memory, ~30% more compute.")
     compile: bool = opt(False, "torch.compile the backbone (slow first steps; pays off on long runs).")
     seed: int = opt(42, "Seed: same seed, same data order and initialisation → identical CPU runs.")
@@ -97,6 +99,8 @@ class TrainConfig:
             (self.truncation_side in TRUNCATION_SIDES, f"truncation_side must be one of {TRUNCATION_SIDES}, got {self.truncation_side!r}"),
             (0 <= self.eval_split < 1, f"eval_split must be in [0, 1), got {self.eval_split}"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
+            (self.length_chunks >= 0, f"length_chunks must be >= 0 (0 = auto), got {self.length_chunks}"),
+            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
         ]

@@ -33,6 +33,7 @@ SIZES = {
     "micro": (2, 64, 4, 128),
     "mini": (4, 256, 4, 1024),  # ~5M parameters with an 8k vocabulary: the performance benchmark's size
     "small": (6, 512, 8, 1536),  # ~19M non-embedding parameters: the ~20M benchmark model
+    "0.5b": (28, 1024, 16, 4096),  # ~0.47B non-embedding parameters: the GPU benchmark's size (bench/bench_gpu.py)
 }
 ARCHS = ("llama", "gpt2", "bert")
 

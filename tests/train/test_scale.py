@@ -22,7 +22,7 @@ def _args(data, model, out, *extra):
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed")
 def test_ddp_two_processes_equals_one_process_same_global_batch(toy_data, tiny_llama, tmp_path):
     """2 processes × batch 8 (gradients averaged by DDP) == 1 process × batch 8 × 2 accumulation steps."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # gloo on CPU, also on a machine with one GPU
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     two, one = tmp_path / "two", tmp_path / "one"
     subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29533", *_args(toy_data["train"], tiny_llama, two)],
@@ -66,3 +66,22 @@ def test_shipped_accelerate_configs_parse():
     assert len(files) >= 3
     kinds = {str(load_config_from_file(str(f)).distributed_type).split(".")[-1] for f in files}
     assert {"MULTI_GPU", "FSDP", "DEEPSPEED"} <= kinds
+
+
+def test_train_after_another_accelerator_with_other_settings(toy_data, tiny_llama, tmp_path):
+    """An Accelerator made earlier in the process (an optimize run, a notebook) must not pin train's settings:
+    on a GPU machine the earlier one says mixed precision 'no' and train's 'auto' resolves to bf16."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from rewardlab.config import TrainConfig
+    from rewardlab.train.loop import train
+
+    AcceleratorState._reset_state()  # set-up: whatever an earlier test left
+    Accelerator(cpu=True, mixed_precision="fp16")  # any setting train will not ask for
+    cfg = TrainConfig(data=str(toy_data["train"]), model=str(tiny_llama), output=str(tmp_path / "rm"), loss="bt", epochs=1,
+                      batch_size=16, max_length=48, eval_split=0.0, progress=False, mixed_precision="no", log_every=3)
+    meta = train(cfg, log=lambda *a: None)
+    assert meta["mixed_precision"] == "no" and meta["length_chunks"] == 4  # auto on a CPU
+    updates = [h["update"] for h in meta["train"]["history_tail"]]
+    assert updates[-1] == meta["total_updates"] and all(u % 3 == 0 for u in updates[:-1])
