@@ -28,7 +28,7 @@ BATCH, EPOCHS, SEED, MAX_LENGTH = 16, 2, 0, 256
 DEVICE, SIZE = os.environ.get("BENCH_DEVICE", "cpu"), os.environ.get("BENCH_SIZE", "mini")
 LR = float(os.environ.get("BENCH_LR", "5e-4"))
 # "default" = each tool with its own default precision: TRL bf16 mixed precision, rewardlab `auto`.
-CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-fp32", "rewardlab-compiled", "plain-fp32"]
+CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-groups2", "rewardlab-fp32", "rewardlab-compiled", "plain-fp32"]
 MAX_STEPS = int(os.environ.get("BENCH_MAX_STEPS", "0")) or None  # quick look: stop each contender after N optimizer steps
 
 
@@ -75,14 +75,16 @@ def run_rewardlab(paths: dict, precision: str) -> dict:
     from rewardlab.train.loop import resolve_precision
 
     out = tempfile.mkdtemp()
-    mp = {"default": "auto", "fp32": "no", "compiled": "no", "chunks1": "auto", "chunks4": "auto", "gc": "auto"}.get(precision, precision)
+    variant = precision  # default, fp32, compiled, gc, chunksN (N forwards per batch), groupsN (backward per N groups of pairs)
+    mp = "auto" if variant.startswith(("chunks", "groups")) or variant in ("default", "gc") else "no" if variant in ("fp32", "compiled") else variant
     steps = capped(resolve_precision(mp))
     cfg = TrainConfig(data=str(paths["train"]), eval_data=str(paths["test"]), model=str(paths["model"]), output=out, loss="bt",
                       batch_size=BATCH, lr=LR, epochs=EPOCHS, seed=SEED, warmup_ratio=0.0, max_length=MAX_LENGTH, max_steps=steps,
                       mixed_precision=mp, progress=False, save_every=10**9, eval_split=0.0, eval_every=10**9,  # held-out eval after the timed loop, as for TRL
                       compile=precision == "compiled",  # torch.compile (dynamic shapes); its compile time is inside the timed loop
                       gradient_checkpointing=precision == "gc",  # gc: recompute activations (TRL's default), less memory
-                      **({"length_chunks": int(precision[6:])} if precision.startswith("chunks") else {}))  # chunksN: N forwards
+                      **({"length_chunks": int(variant[6:])} if variant.startswith("chunks") else {}),
+                      **({"backward_groups": int(variant[6:])} if variant.startswith("groups") else {}))
     meta = train(cfg, log=lambda *a: None)
     return {"pairs_per_s": meta["train"]["examples_per_second"], "train_seconds": meta["train"]["seconds"],
             "accuracy": None if steps else meta["metrics"]["accuracy"], "precision": meta["mixed_precision"], "steps": meta["update"]}

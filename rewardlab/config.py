@@ -71,6 +71,9 @@ class TrainConfig:
     length_chunks: int = opt(0, "Forward each batch as this many length-sorted chunks, each padded to its own longest row "
                                 "(chosen and rejected stop paying for each other's length); 1 = one forward; 0 = auto "
                                 "(4 on a CPU, 1 on a GPU, as measured in bench/).")
+    backward_groups: int = opt(0, "Pair losses: run the backward pass per this many groups of pairs of a batch. Same gradient, "
+                                  "activations of one group alive at a time (less memory). 0 = auto (2 on a CPU when the loss "
+                                  "and regularisers split over pairs, else 1).")
     log_every: int = opt(10, "Log loss and train accuracy every N optimizer steps (a log waits for the device to catch up).")
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass: less memory, ~30% more compute.")
     compile: bool = opt(False, "torch.compile the backbone (slow first steps; pays off on long runs).")
@@ -100,6 +103,7 @@ class TrainConfig:
             (0 <= self.eval_split < 1, f"eval_split must be in [0, 1), got {self.eval_split}"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
             (self.length_chunks >= 0, f"length_chunks must be >= 0 (0 = auto), got {self.length_chunks}"),
+            (self.backward_groups >= 0, f"backward_groups must be >= 0 (0 = auto), got {self.backward_groups}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),

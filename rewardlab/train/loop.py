@@ -114,6 +114,56 @@ def pairwise_step(model, batch: PairBatch, spec, hp: dict, regs: list, need_hidd
     return StepOutput(loss, strict.sum(), correct)
 
 
+# Regularisers that are sums of per-pair or per-row terms: a batch split into groups gives the same gradient.
+SPLITTABLE_REGULARIZERS = {"center": "pairs", "l2_reward": "rows"}
+
+
+def can_split_pairs(spec, regs: list, need_hidden: bool, length_head) -> bool:
+    """True when the pair loss of a batch is a sum over its pairs, so groups of pairs can go backward one by one."""
+    return (spec.family == "pairwise" and not need_hidden and length_head is None
+            and all(r.name in SPLITTABLE_REGULARIZERS for r, _, _ in regs))
+
+
+def pairwise_split_step(model, batch: PairBatch, spec, hp: dict, regs: list, groups: int, chunks: int, backward) -> StepOutput:
+    """The pairwise step with its backward pass run per group of pairs: the same gradient as one backward of
+    the whole batch (the loss and the splittable regularisers are sums, normalised by the whole batch's
+    counts), with the activations of one group alive at a time. Pairs are grouped by length so each group
+    pads little; each group is forwarded as ``chunks // groups`` length-sorted chunks. ``backward(loss, last)``
+    is called once per group (``last`` for the final one: under DDP only that one may synchronise). Returns
+    the loss detached."""
+    B = batch.margin.shape[0]
+    lengths = batch.attention_mask.sum(-1)  # (2B,)
+    order = torch.argsort(lengths[:B] + lengths[B:])  # pairs by total length
+    keep_all = None if spec.handles_ties else ~batch.tie
+    n_kept = (keep_all.sum() if keep_all is not None else batch.tie.new_tensor(B, dtype=torch.long)).clamp(min=1)
+    per_group_chunks = max(1, chunks // groups)
+    total_loss, correct = 0.0, 0
+    parts = order.chunk(groups)
+    for i, idx in enumerate(parts):
+        rows = torch.cat([idx, idx + B])
+        T = int(lengths[rows].max())
+        rewards = chunked_forward(model, batch.input_ids[rows, :T], batch.attention_mask[rows, :T], per_group_chunks, False).rewards.float()
+        b = idx.shape[0]
+        r_chosen, r_rejected = rewards[:b], rewards[b:]
+        kwargs = {}
+        if "margin" in spec.inputs:
+            kwargs["margin"] = batch.margin[idx]
+        if "tie" in spec.inputs:
+            kwargs["tie"] = batch.tie[idx]
+        per = spec.fn(r_chosen, r_rejected, **kwargs, **hp)  # (b,)
+        if keep_all is not None:
+            per = torch.where(keep_all[idx], per, torch.zeros_like(per))
+        loss = per.sum() / n_kept
+        for reg, coef, rhp in regs:
+            avail = {"rewards": rewards, "r_chosen": r_chosen, "r_rejected": r_rejected}
+            value = reg.fn(**{k: avail[k] for k in reg.inputs}, **rhp)
+            loss = loss + coef * value.sum() / (B if SPLITTABLE_REGULARIZERS[reg.name] == "pairs" else 2 * B)
+        backward(loss, i == len(parts) - 1)
+        total_loss = total_loss + loss.detach()
+        correct = correct + ((r_chosen > r_rejected) & ~batch.tie[idx]).sum()
+    return StepOutput(total_loss, (~batch.tie).sum(), correct)
+
+
 def listwise_step(model, batch: RankBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None, chunks: int = 1) -> StepOutput:
     rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head, chunks)
     loss = _mean(spec.fn(rewards.view(batch.ranks.shape), batch.ranks, batch.valid, **hp))  # (B, K) → (B,)
@@ -169,6 +219,19 @@ def resolve_length_chunks(chunks: int, device: torch.device) -> int:
     plain loop (bench/results/train.md); on an H200 with the 0.5B config, 4 chunks ran at 0.34× one forward
     (35 vs 104 pairs/s, bench/results/gpu.md): a GPU wants one big forward, and each chunk waits for the host."""
     return chunks if chunks > 0 else (4 if device.type == "cpu" else 1)
+
+
+def resolve_backward_groups(groups: int, device: torch.device, splittable: bool) -> int:
+    """``0`` (auto) → 2 on a CPU where the objective splits, else 1. ``> 1`` needs a pair loss whose
+    regularisers are all splittable. Measured on the 2-core CPU (bench/results/train_groups_ab.json, 3 × 60
+    steps each, alternating): 2 groups ran at 18.7 pairs/s against 18.9 for 1 (noise) with peak RSS 774–780
+    vs 998–1010 MB. Not measured on a GPU, where one large backward is the safer default."""
+    if groups > 1 and not splittable:
+        raise ValueError(f"backward_groups={groups} needs a pairwise loss whose regularisers are among "
+                         f"{', '.join(SPLITTABLE_REGULARIZERS)} (the others couple the whole batch); use 1")
+    if groups > 0:
+        return groups
+    return 2 if device.type == "cpu" and splittable else 1
 
 
 def _reset_accelerator_state() -> None:
@@ -279,6 +342,16 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     if use_length_head:
         rm.length_head = torch.nn.Linear(model.config.hidden_size, 1)  # trained, not saved: the reward is the quality head
     length_head = getattr(rm, "length_head", None)
+    split = resolve_backward_groups(cfg.backward_groups, accelerator.device, can_split_pairs(spec, regs, need_hidden, length_head))
+
+    def group_backward(loss, last: bool):
+        """One group's backward. Under DDP, all but the last group skip the gradient all-reduce: one all-reduce
+        of the step's summed gradient instead of one per group."""
+        if last or accelerator.num_processes == 1:
+            accelerator.backward(loss)
+        else:
+            with accelerator.no_sync(rm):
+                accelerator.backward(loss)
 
     encoder = Encoder(tokenizer, cfg.max_length, cfg.truncation_side)
     encoded = encode_records(records, encoder, label_and_score=spec.data_form == "any" and spec.family == "pointwise")
@@ -320,7 +393,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
         return {"format": "rewardlab-reward-model", "base_model": cfg.model, "loss": cfg.loss, "loss_args": hp,
                 "family": spec.family, "data_form": form, "regularizers": cfg.regularizers, "pooling": rm_unwrapped().pooling,
                 "max_length": cfg.max_length, "truncation_side": cfg.truncation_side, "data": data_summary,
-                "mixed_precision": precision, "length_chunks": chunks, "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": True} if cfg.lora_r else None,
+                "mixed_precision": precision, "length_chunks": chunks, "backward_groups": split, "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": True} if cfg.lora_r else None,
                 "truncation": truncation, "metrics": metrics, "update": update, "total_updates": total_updates,
                 "final": final, "config": to_dict(cfg), "versions": ckpt.versions()}
 
@@ -363,8 +436,11 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
             loader = accelerator.skip_first_batches(loader, batch_in_epoch)
         for batch in loader:
             with accelerator.accumulate(rm):
-                out = STEPS[spec.family](rm, batch, spec, hp, regs, need_hidden, length_head, chunks)
-                accelerator.backward(out.loss)
+                if split > 1:  # backward inside, group by group
+                    out = pairwise_split_step(rm, batch, spec, hp, regs, split, chunks, group_backward)
+                else:
+                    out = STEPS[spec.family](rm, batch, spec, hp, regs, need_hidden, length_head, chunks)
+                    accelerator.backward(out.loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(rm.parameters(), cfg.max_grad_norm)
                 optimizer.step()
