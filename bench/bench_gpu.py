@@ -70,19 +70,19 @@ def token_stats(paths: dict) -> dict:
     return out
 
 
-def bench_scoring(paths: dict) -> dict:
-    """Pipeline vs rewardlab's scorer, both bf16 weights on the GPU, batch SCORE_BATCH, the 4,000 test texts."""
+SCORE_CONTENDERS = ["pipeline", "rewardlab", "rewardlab-pad1", "rewardlab-pad64", "rewardlab-pooled"]  # pooled: last layer at the pooled token (off by default on a GPU)
+
+
+def score_contender(name: str, out: Path) -> None:
+    """One scoring contender in a fresh process (so its first pass meets every shape for the first time):
+    a first and a second pass over the 4,000 test texts, bf16 weights, batch SCORE_BATCH; rewards saved."""
     import numpy as np
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    from common import read_pairs
-    from rewardlab.eval.evaluate import score_texts
-    from rewardlab.models.reward_model import load_reward_model
+    from common import build, read_pairs
 
+    paths = build(size=SIZE)
     texts = [p["prompt"] + " " + p[k] for p in read_pairs(paths["test"]) for k in ("chosen", "rejected")]
-    tok = AutoTokenizer.from_pretrained(paths["model"])
-    n_tokens = sum(len(x) for x in tok(texts)["input_ids"])
 
     def timed(fn):
         sync()
@@ -91,45 +91,90 @@ def bench_scoring(paths: dict) -> dict:
         sync()
         return out, time.perf_counter() - t0
 
-    plain = AutoModelForSequenceClassification.from_pretrained(paths["model"], dtype=torch.bfloat16).to(DEVICE).eval()
-    pipe = pipeline("text-classification", model=plain, tokenizer=tok, device=plain.device, function_to_apply="none",
-                    batch_size=SCORE_BATCH)
-    pipe(texts[:128])  # warm-up
-    first_pipe = timed(lambda: pipe(texts, truncation=True, max_length=512))[1]  # the first pass meets every shape once
-    ref, t_pipe = timed(lambda: np.array([o["score"] for o in pipe(texts, truncation=True, max_length=512)]))
-    params = sum(p.numel() for p in plain.parameters())
-    config = plain.config
-    del pipe, plain
+    result = {"contender": name}
+    if name == "pipeline":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    rm, rtok, _ = load_reward_model(str(paths["model"]), dtype=torch.bfloat16)
-    rm = rm.to(DEVICE).eval()
-    score_texts(rm, rtok, [""] * 128, texts[:128], batch_size=SCORE_BATCH)  # warm-up
-    first_rl = timed(lambda: score_texts(rm, rtok, [""] * len(texts), texts, batch_size=SCORE_BATCH, max_length=512))[1]
-    (rewards, _), t_rl = timed(lambda: score_texts(rm, rtok, [""] * len(texts), texts, batch_size=SCORE_BATCH, max_length=512))
-    big = {}
-    for batch in (128,):  # the GPU wants bigger batches than the pipeline's; same rewards, measured apart
-        (_, _), t = timed(lambda: score_texts(rm, rtok, [""] * len(texts), texts, batch_size=batch, max_length=512))
-        big[batch] = t
-    if PROFILE:
-        from torch.profiler import ProfilerActivity, profile
+        tok = AutoTokenizer.from_pretrained(paths["model"])
+        plain = AutoModelForSequenceClassification.from_pretrained(paths["model"], dtype=torch.bfloat16).to(DEVICE).eval()
+        pipe = pipeline("text-classification", model=plain, tokenizer=tok, device=plain.device, function_to_apply="none",
+                        batch_size=SCORE_BATCH)
+        pipe(texts[:128])  # warm-up
+        result["first_pass_seconds"] = timed(lambda: pipe(texts, truncation=True, max_length=512))[1]
+        rewards, result["seconds"] = timed(lambda: np.array([o["score"] for o in pipe(texts, truncation=True, max_length=512)]))
+        result["parameters"] = sum(p.numel() for p in plain.parameters())
+        result["tokens"] = sum(len(x) for x in tok(texts)["input_ids"])
+    else:
+        from rewardlab.eval.evaluate import score_texts
+        from rewardlab.models.reward_model import load_reward_model
 
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            score_texts(rm, rtok, [""] * 640, texts[:640], batch_size=SCORE_BATCH, max_length=512)
-            sync()
-        PROFILE.write_text(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25) + "\n\n" +
-                           prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
+        multiple = int(name[len("rewardlab-pad"):]) if name.startswith("rewardlab-pad") else None  # None: the default
+        rm, rtok, _ = load_reward_model(str(paths["model"]), dtype=torch.bfloat16)
+        rm = rm.to(DEVICE).eval()
+        rm.pooled_last_layer = True if name == "rewardlab-pooled" else "auto"
+
+        def score(batch=SCORE_BATCH):
+            return score_texts(rm, rtok, [""] * len(texts), texts, batch_size=batch, max_length=512, multiple=multiple)[0]
+
+        score_texts(rm, rtok, [""] * 128, texts[:128], batch_size=SCORE_BATCH, multiple=multiple)  # warm-up
+        result["first_pass_seconds"] = timed(score)[1]
+        rewards, result["seconds"] = timed(score)
+        result["pooled_last_layer"] = rm._pooled_state
+        if name == "rewardlab":  # the GPU wants bigger batches than the pipeline's; same rewards, measured apart
+            result["batch_128_seconds"] = timed(lambda: score(128))[1]
+        if PROFILE and name == "rewardlab":
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                score_texts(rm, rtok, [""] * 640, texts[:640], batch_size=SCORE_BATCH, max_length=512)
+                sync()
+            PROFILE.write_text(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25) + "\n\n" +
+                               prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
+    np.save(out, np.asarray(rewards, dtype=np.float64))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def bench_scoring(paths: dict) -> dict:
+    """Each of SCORE_CONTENDERS in its own process; ratios against the pipeline's second (steady) pass."""
+    import subprocess
+    import tempfile
+
+    import numpy as np
+    from transformers import AutoConfig
+
     from bench_score import forward_flops_per_token
 
-    fpt = forward_flops_per_token(config, n_tokens / len(texts))
-    diff = np.abs(np.asarray(rewards) - ref)
-    return {"texts": len(texts), "tokens": n_tokens, "parameters": params, "batch_size": SCORE_BATCH, "forward_flops_per_token": fpt,
-            "first_pass_seconds": {"pipeline": first_pipe, "rewardlab": first_rl},
-            "pipeline": {"seconds": t_pipe, "texts_per_s": len(texts) / t_pipe, "tokens_per_s": n_tokens / t_pipe},
-            "rewardlab": {"seconds": t_rl, "texts_per_s": len(texts) / t_rl, "tokens_per_s": n_tokens / t_rl,
-                          "speedup_vs_pipeline": t_pipe / t_rl, "max_abs_diff_vs_pipeline": float(diff.max()),
-                          "mean_abs_diff_vs_pipeline": float(diff.mean()), "reward_std": float(ref.std()),
-                          "pearson_vs_pipeline": float(np.corrcoef(rewards, ref)[0, 1])},
-            "rewardlab_bigger_batches": {str(b): {"texts_per_s": len(texts) / t, "speedup_vs_pipeline": t_pipe / t} for b, t in big.items()}}
+    tmp = Path(tempfile.mkdtemp())
+    runs = {}
+    for name in SCORE_CONTENDERS:
+        proc = subprocess.run([sys.executable, __file__, "--score-contender", name, "--out", str(tmp / f"{name}.npy")]
+                              + (["--dry-run"] if DEVICE == "cpu" else []), capture_output=True, text=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
+            runs[name] = {"failed": f"exit {proc.returncode}"}
+            continue
+        runs[name] = json.loads(line[0][7:])
+        print(f"score {name:20s} first pass {runs[name]['first_pass_seconds']:6.2f} s, second {runs[name]['seconds']:6.2f} s", flush=True)
+    p = runs["pipeline"]
+    n_texts = 4000 if DEVICE == "cuda" else len(np.load(tmp / "pipeline.npy"))
+    ref = np.load(tmp / "pipeline.npy")
+    fpt = forward_flops_per_token(AutoConfig.from_pretrained(paths["model"]), p["tokens"] / n_texts)
+    out = {"texts": n_texts, "tokens": p["tokens"], "parameters": p["parameters"], "batch_size": SCORE_BATCH,
+           "forward_flops_per_token": fpt, "contenders": {}}
+    for name, r in runs.items():
+        if "failed" in r:
+            out["contenders"][name] = r
+            continue
+        v = {**r, "texts_per_s": n_texts / r["seconds"], "tokens_per_s": p["tokens"] / r["seconds"],
+             "speedup_vs_pipeline": p["seconds"] / r["seconds"], "first_pass_speedup_vs_pipeline": p["first_pass_seconds"] / r["first_pass_seconds"]}
+        if name != "pipeline":
+            rewards = np.load(tmp / f"{name}.npy")
+            diff = np.abs(rewards - ref)
+            v.update(max_abs_diff_vs_pipeline=float(diff.max()), mean_abs_diff_vs_pipeline=float(diff.mean()),
+                     reward_std=float(ref.std()), pearson_vs_pipeline=float(np.corrcoef(rewards, ref)[0, 1]))
+        out["contenders"][name] = v
+    return out
 
 
 def versions() -> dict:
@@ -153,6 +198,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=240, help="seconds per training contender before it counts as failed")
     ap.add_argument("--results", default="gpu", help="stem of the files written under bench/results (default gpu)")
     ap.add_argument("--dry-run", action="store_true", help="CPU, nano config, 4 steps: checks the script, measures nothing")
+    ap.add_argument("--score-contender", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--skip-score", action="store_true", help="training only")
     args = ap.parse_args()
     global DEVICE, SIZE
     import torch
@@ -165,6 +213,8 @@ def main():
         print("bench_gpu: no CUDA device visible; nothing measured", file=sys.stderr)
         raise SystemExit(2)
     os.environ.update(BENCH_DEVICE=DEVICE, BENCH_SIZE=SIZE, BENCH_LR=LR)
+    if args.score_contender:
+        return score_contender(args.score_contender, Path(args.out))
     import bench_train  # reads BENCH_* at import
     from common import RESULTS, build
 
@@ -192,11 +242,12 @@ def main():
             if "failed" not in r:  # forward + backward ≈ 3 × forward, on the real (unpadded) tokens
                 r["achieved_tflops"] = 3 * fpt_train * train_tokens_per_pair * r["pairs_per_s"] / 1e12
                 r["fraction_of_bf16_peak"] = r["achieved_tflops"] * 1e3 / peaks["bf16"]
-    score = bench_scoring(paths)
-    for v in (score["pipeline"], score["rewardlab"]):
-        v["achieved_tflops"] = score["forward_flops_per_token"] * v["tokens_per_s"] / 1e12
-        v["fraction_of_bf16_peak"] = v["achieved_tflops"] * 1e3 / peaks["bf16"]
-    setup = {"size": SIZE, "parameters": score["parameters"], "batch_size": bench_train.BATCH, "lr": bench_train.LR,
+    score = {} if args.skip_score else bench_scoring(paths)
+    for v in score.get("contenders", {}).values():
+        if "failed" not in v:
+            v["achieved_tflops"] = score["forward_flops_per_token"] * v["tokens_per_s"] / 1e12
+            v["fraction_of_bf16_peak"] = v["achieved_tflops"] * 1e3 / peaks["bf16"]
+    setup = {"size": SIZE, "parameters": score.get("parameters"), "batch_size": bench_train.BATCH, "lr": bench_train.LR,
              "epochs": bench_train.EPOCHS, "seed": bench_train.SEED, "max_length": bench_train.MAX_LENGTH,
              "train_tokens_per_pair": train_tokens_per_pair, **info}
     RESULTS.mkdir(exist_ok=True)
@@ -204,26 +255,29 @@ def main():
                                                               "score": score}, indent=2) + "\n")
     lines = [f"{info['gpu']}; torch {info['torch']}, transformers {info['transformers']}, trl {info['trl']}. Matrix-multiply peak "
              f"measured here: bf16 {peaks['bf16'] / 1e3:.0f} TFLOP/s, fp32 (TF32 off) {peaks['fp32'] / 1e3:.0f} TFLOP/s. Model: "
-             f"{SIZE} Llama config, {score['parameters'] / 1e6:.0f}M parameters, random weights; batch {bench_train.BATCH} pairs, "
-             f"lr {bench_train.LR}, {bench_train.EPOCHS} epochs.", "", "Training:", ""]
+             f"{SIZE} Llama config, random weights; batch {bench_train.BATCH} pairs, lr {bench_train.LR}, {bench_train.EPOCHS} epochs.",
+             "", "Training:", ""]
     lines.append(bench_train.table(results) if results else "(skipped)")
     if results:
         lines += ["", "Achieved rate (3 × forward FLOPs on real tokens): " + ", ".join(
             f"{r['contender']} {r['achieved_tflops']:.0f} TFLOP/s ({100 * r['fraction_of_bf16_peak']:.0f}% of bf16 peak)"
             for r in results if "failed" not in r)]
-    p, r = score["pipeline"], score["rewardlab"]
-    lines += ["", f"Scoring ({score['texts']} texts, {score['tokens']} tokens, bf16 weights, batch {SCORE_BATCH}):", "",
-              "| contender | texts/s | × pipeline | TFLOP/s (% of bf16 peak) |", "|---|---:|---:|---:|",
-              f"| transformers pipeline | {p['texts_per_s']:.0f} | 1.00× | {p['achieved_tflops']:.1f} ({100 * p['fraction_of_bf16_peak']:.0f}%) |",
-              f"| rewardlab score | {r['texts_per_s']:.0f} | {r['speedup_vs_pipeline']:.2f}× | {r['achieved_tflops']:.1f} "
-              f"({100 * r['fraction_of_bf16_peak']:.0f}%) |"]
-    for b, v in score["rewardlab_bigger_batches"].items():
-        lines.append(f"| rewardlab score, batch {b} | {v['texts_per_s']:.0f} | {v['speedup_vs_pipeline']:.2f}× | |")
-    fp = score["first_pass_seconds"]
-    lines += ["", f"Steady state shown (second pass over the texts); first passes: pipeline {fp['pipeline']:.2f} s, "
-              f"rewardlab {fp['rewardlab']:.2f} s."]
-    lines += ["", f"Rewards vs the pipeline (both bf16): max |Δ| {r['max_abs_diff_vs_pipeline']:.3g}, mean |Δ| "
-              f"{r['mean_abs_diff_vs_pipeline']:.3g} (reward std {r['reward_std']:.3g}), Pearson {r['pearson_vs_pipeline']:.5f}."]
+    if score:
+        lines += ["", f"Scoring ({score['texts']} texts, {score['tokens']} tokens, bf16 weights, batch {SCORE_BATCH}, each contender "
+                  "in a fresh process; first pass = the first time through the texts, second = steady state):", "",
+                  "| contender | second pass texts/s | × pipeline | first pass s | × pipeline | TFLOP/s (% of bf16 peak) | max abs Δ reward |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, v in score["contenders"].items():
+            if "failed" in v:
+                lines.append(f"| {name} | failed: {v['failed']} |")
+                continue
+            diff = f"{v['max_abs_diff_vs_pipeline']:.3g} (Pearson {v['pearson_vs_pipeline']:.5f})" if "pearson_vs_pipeline" in v else "–"
+            lines.append(f"| {name} | {v['texts_per_s']:.0f} | {v['speedup_vs_pipeline']:.2f}× | {v['first_pass_seconds']:.2f} | "
+                         f"{v['first_pass_speedup_vs_pipeline']:.2f}× | {v['achieved_tflops']:.1f} ({100 * v['fraction_of_bf16_peak']:.0f}%) | {diff} |")
+        if "batch_128_seconds" in score["contenders"].get("rewardlab", {}):
+            v = score["contenders"]["rewardlab"]
+            lines += ["", f"rewardlab at batch 128: {score['texts'] / v['batch_128_seconds']:.0f} texts/s "
+                      f"({score['contenders']['pipeline']['seconds'] / v['batch_128_seconds']:.2f}× the pipeline at batch {SCORE_BATCH})."]
     (RESULTS / f"{args.results}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 

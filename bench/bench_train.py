@@ -28,7 +28,7 @@ BATCH, EPOCHS, SEED, MAX_LENGTH = 16, 2, 0, 256
 DEVICE, SIZE = os.environ.get("BENCH_DEVICE", "cpu"), os.environ.get("BENCH_SIZE", "mini")
 LR = float(os.environ.get("BENCH_LR", "5e-4"))
 # "default" = each tool with its own default precision: TRL bf16 mixed precision, rewardlab `auto`.
-CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-groups2", "rewardlab-fp32", "rewardlab-compiled", "plain-fp32"]
+CONTENDERS = ["trl-default", "trl-fp32", "rewardlab-default", "rewardlab-fullpool", "rewardlab-nomalloc", "rewardlab-groups1", "plain-fp32"]
 MAX_STEPS = int(os.environ.get("BENCH_MAX_STEPS", "0")) or None  # quick look: stop each contender after N optimizer steps
 
 
@@ -75,8 +75,14 @@ def run_rewardlab(paths: dict, precision: str) -> dict:
     from rewardlab.train.loop import resolve_precision
 
     out = tempfile.mkdtemp()
-    variant = precision  # default, fp32, compiled, gc, chunksN (N forwards per batch), groupsN (backward per N groups of pairs)
-    mp = "auto" if variant.startswith(("chunks", "groups")) or variant in ("default", "gc") else "no" if variant in ("fp32", "compiled") else variant
+    # default, fp32, compiled, gc, chunksN (N forwards per batch), groupsN (backward per N groups of pairs),
+    # fullpool (last layer at every token), nomalloc (glibc's default allocator settings)
+    variant = precision
+    if variant == "fullpool":
+        from rewardlab.models.reward_model import RewardModel
+
+        RewardModel.pooled_last_layer = False
+    mp = "auto" if variant.startswith(("chunks", "groups")) or variant in ("default", "gc", "fullpool", "nomalloc") else "no" if variant in ("fp32", "compiled") else variant
     steps = capped(resolve_precision(mp))
     cfg = TrainConfig(data=str(paths["train"]), eval_data=str(paths["test"]), model=str(paths["model"]), output=out, loss="bt",
                       batch_size=BATCH, lr=LR, epochs=EPOCHS, seed=SEED, warmup_ratio=0.0, max_length=MAX_LENGTH, max_steps=steps,
@@ -143,6 +149,10 @@ RUNNERS = {"trl": run_trl, "rewardlab": run_rewardlab, "plain": run_plain}
 
 def contender(name: str) -> None:
     kind, precision = name.split("-")
+    if kind == "rewardlab" and precision != "nomalloc":  # as the `rewardlab` command line sets up its process
+        from rewardlab.perf import tune_allocator
+
+        tune_allocator()
     paths = build(size=SIZE)
     result = RUNNERS[kind](paths, precision)
     emit({"contender": name, **result})

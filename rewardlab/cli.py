@@ -225,6 +225,9 @@ def tiny_model_cmd(
 
 
 def main():
+    from rewardlab.perf import tune_allocator
+
+    tune_allocator()
     app()
 
 

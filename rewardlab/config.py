@@ -139,8 +139,8 @@ class EvalConfig:
     padding_side: str = opt("right", "Pad batches on the right or left (decoders give the same rewards either way).")
     append_eos: bool = opt(False, "Append the EOS token to every sequence that lacks it (as TRL's RewardTrainer does for text "
                                   "data; use it for RMs trained that way).")
-    compile: bool = opt(False, "torch.compile the model (dynamic shapes): faster on large jobs, after a one-off "
-                               "compile of tens of seconds.")
+    compile: bool = opt(False, "torch.compile the model (dynamic shapes), after a one-off compile of tens of seconds; "
+                               "on the CPU bench no faster than the default since the pooled last layer (bench/results).")
     shared_prompt: bool = opt(False, "Decoders: encode each prompt once and append its responses through the KV cache "
                                      "(same rewards; pays only when prompts are long and responses short and even).")
     dtype: str = opt("float32", "Weights dtype: float32, bfloat16 or float16.")
@@ -200,8 +200,8 @@ class ScoreConfig:
     batch_size: int = opt(16, "Sequences per forward pass.")
     max_length: int = opt(None, "Tokens per sequence (default: the model's training max_length, else 512).")
     truncation_side: str = opt("left", "Side cut when too long.")
-    compile: bool = opt(False, "torch.compile the model (dynamic shapes): faster on large jobs, after a one-off "
-                               "compile of tens of seconds (bench/results/README.md).")
+    compile: bool = opt(False, "torch.compile the model (dynamic shapes), after a one-off compile of tens of seconds; "
+                               "on the CPU bench no faster than the default since the pooled last layer (bench/results/README.md).")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
 
 

@@ -122,14 +122,21 @@ def encode_sequences(records: list, tokenizer, max_length: int = 512, truncation
 # --------------------------------------------------------------------------- scoring
 
 
-def pad_batch(seqs: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, mask) of shape (N, T), padded on ``side``; an empty sequence becomes one pad token with mask 1."""
+def pad_batch(seqs: list[list[int]], pad_id: int, side: str = "right", multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) of shape (N, T), padded on ``side`` to the longest, rounded up to a ``multiple``; an
+    empty sequence becomes one pad token with mask 1."""
     if side not in PADDING_SIDES:
         raise ValueError(f"unknown padding side {side!r}; known: {', '.join(PADDING_SIDES)}")
     if side == "right":
-        return pad(seqs, pad_id)
+        ids, mask = pad(seqs, pad_id)
+        extra = -ids.shape[1] % multiple
+        if extra:
+            ids = torch.nn.functional.pad(ids, (0, extra), value=pad_id)
+            mask = torch.nn.functional.pad(mask, (0, extra), value=0)
+        return ids, mask
     seqs = [s if s else [pad_id] for s in seqs]
     T = max(len(s) for s in seqs)
+    T += -T % multiple
     ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), T), dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -160,13 +167,24 @@ def compile_scorer(model):
     return model
 
 
+CUDA_PAD_MULTIPLE = 16
+
+
+def pad_multiple(device: torch.device) -> int:
+    """Batch lengths are rounded up to this on ``device``: on a GPU every new (batch, length) shape builds
+    new attention kernel plans, which made a first pass over 4,000 texts slower than the pipeline's
+    (bench/results/gpu.md); on a CPU rounding only adds padding."""
+    return CUDA_PAD_MULTIPLE if device.type == "cuda" else 1
+
+
 @torch.inference_mode()
 def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False,
-              padding_side: str = "right", prompt_tokens: list[int] | None = None) -> np.ndarray:
+              padding_side: str = "right", prompt_tokens: list[int] | None = None, multiple: int | None = None) -> np.ndarray:
     """Rewards (N,) for token-id sequences, in input order.
 
     Sequences are sorted by length (longest first, so a memory problem shows at once), scored
-    ``batch_size`` at a time padded on ``padding_side``, and put back in input order. A model with
+    ``batch_size`` at a time padded on ``padding_side`` (lengths rounded up to ``multiple``, default
+    ``pad_multiple(device)``), and put back in input order. A model with
     ``needs_response_mask = True`` (the implicit rewards) also gets a (b, T) response mask built
     from ``prompt_tokens`` (required then).
     """
@@ -180,6 +198,7 @@ def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, p
     order = np.argsort([-len(s) for s in seqs], kind="stable")
     out = np.empty(len(seqs), dtype=np.float64)
     device = next(model.parameters()).device
+    multiple = multiple or pad_multiple(device)
     starts = range(0, len(seqs), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -188,7 +207,7 @@ def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, p
     for start in starts:
         idx = order[start: start + batch_size]
         batch = [seqs[i] for i in idx]
-        ids, mask = pad_batch(batch, pad_id, padding_side)  # (b, T)
+        ids, mask = pad_batch(batch, pad_id, padding_side, multiple)  # (b, T)
         if needs_mask:
             rmask = _response_mask([max(len(s), 1) for s in batch], [prompt_tokens[i] for i in idx], ids.shape[1], padding_side)
             rewards = model(ids.to(device), mask.to(device), rmask.to(device)).rewards  # (b,)
@@ -301,11 +320,11 @@ def score_shared_prefix(model, seqs: list[list[int]], owner: list[int], pad_id: 
 
 
 def score_texts(model, tokenizer, prompts: list, responses: list, batch_size: int = 16, max_length: int = 512,
-                truncation_side: str = "left", progress: bool = False) -> tuple[np.ndarray, dict]:
+                truncation_side: str = "left", progress: bool = False, multiple: int | None = None) -> tuple[np.ndarray, dict]:
     """Rewards for (prompt, response) pairs of text or chat messages; also the truncation report."""
     encoder = Encoder(tokenizer, max_length, truncation_side)
     seqs = [encoder.encode_example(p, [r], ["response"])[0] for p, r in zip(prompts, responses)]
-    return score_ids(model, seqs, tokenizer.pad_token_id, batch_size, progress), encoder.report.summary()
+    return score_ids(model, seqs, tokenizer.pad_token_id, batch_size, progress, multiple=multiple), encoder.report.summary()
 
 
 class ScoredRecords(NamedTuple):

@@ -37,7 +37,17 @@ def _head(model: PreTrainedModel) -> nn.Module:
 
 
 class RewardModel(nn.Module):
-    """Backbone + scalar head. ``forward`` returns rewards of shape (N,)."""
+    """Backbone + scalar head. ``forward`` returns rewards of shape (N,).
+
+    On a CPU, a ``last_token`` RM runs its last layer at the pooled token only
+    (:mod:`rewardlab.models.pooled`; same rewards and gradients, 14–22% fewer FLOPs on the benchmark
+    models), in training too unless gradient checkpointing or dropout is on. The first such call is
+    checked against the full forward. ``pooled_last_layer``: "auto" (CPU only: on an H200, where the
+    0.5B benchmark is launch-bound and the shortcut saves 1/28 of the work, training ran 0.85× as fast
+    with it), True or False.
+    """
+
+    pooled_last_layer: bool | str = "auto"
 
     def __init__(self, model: PreTrainedModel, pooling: str | None = None):
         super().__init__()
@@ -50,6 +60,7 @@ class RewardModel(nn.Module):
             raise ValueError(f"pooling 'last_token' needs a decoder with a linear `score` head, got {type(model).__name__}")
         self.model = model
         self.pooling = pooling
+        self._pooled_state = None  # None: not tried yet; "on": checked against the full forward; "off": not used
 
     @property
     def config(self):
@@ -60,10 +71,15 @@ class RewardModel(nn.Module):
         if self.pooling == "last_token":
             positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (N, T)
             base = getattr(self.model, self.model.base_model_prefix)
-            hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state  # (N, T, C)
             index = torch.arange(input_ids.shape[1], device=input_ids.device)
             last = (index * attention_mask).argmax(-1)  # (N,) rightmost real token, any padding side
-            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (N, C)
+            pooled = None
+            use = input_ids.device.type == "cpu" if self.pooled_last_layer == "auto" else bool(self.pooled_last_layer)
+            if use and self._pooled_state != "off" and (not torch.is_grad_enabled() or self._pooled_trainable(base)):
+                pooled = self._pooled_forward(base, input_ids, attention_mask, positions, last)
+            if pooled is None:
+                hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state  # (N, T, C)
+                pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (N, C)
             rewards = self.model.score(pooled).squeeze(-1)  # (N,)
             return RewardOutput(rewards, pooled if return_hidden else None)
         captured = {}
@@ -79,6 +95,49 @@ class RewardModel(nn.Module):
         if hidden is not None and hidden.dim() == 3:  # heads that pool inside (e.g. RoBERTa): take the first token
             hidden = hidden[:, 0]
         return RewardOutput(logits.squeeze(-1), hidden)
+
+    def _pooled_trainable(self, base) -> bool:
+        """With gradients, the pooled last layer is the same computation unless activations are recomputed
+        (gradient checkpointing re-runs the layer outside this call) or the model drops anything in training
+        (dropout would also make the first-call check compare two different random draws)."""
+        from rewardlab.models import pooled as pooled_mod
+
+        layer = pooled_mod.last_layer(base)
+        if any(getattr(m, "gradient_checkpointing", False) for m in (base, layer)):
+            return False
+        return not self.training or not pooled_mod.has_dropout(base)
+
+    def _pooled_forward(self, base, input_ids, attention_mask, positions, last):
+        """(N, C) final hidden states at ``last`` with the last layer run there only; None when not possible."""
+        from rewardlab.models import pooled as pooled_mod
+
+        layer = pooled_mod.install(base)
+        if layer is None:
+            self._pooled_state = "off"
+            return None
+        layer._rewardlab_pool, layer._rewardlab_pool_used = (last, attention_mask.bool()), False
+        try:
+            hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
+        finally:
+            layer._rewardlab_pool = None
+        if not layer._rewardlab_pool_used:
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        out = hidden[:, 0]  # (N, C)
+        if self._pooled_state is None:  # first call: the same numbers as the full forward, or never again
+            with torch.no_grad():
+                full = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
+            full = full[torch.arange(full.shape[0], device=full.device), last].float()
+            low = next(self.parameters()).dtype != torch.float32 or torch.is_autocast_enabled(input_ids.device.type)
+            err = ((out.float() - full).norm() / full.norm().clamp(min=1e-12)).item()
+            if err > (3e-2 if low else 1e-4):
+                import warnings
+
+                warnings.warn(f"last layer at the pooled token differs from the full forward (relative error {err:.1e}) "
+                              f"on {type(layer).__name__}; running the full forward instead")
+                self._pooled_state = "off"
+                return None
+            self._pooled_state = "on"
+        return out
 
     def save_pretrained(self, path, **kwargs):
         self.model.save_pretrained(path, **kwargs)

@@ -36,3 +36,20 @@ def test_cuda_rewards_equal_cpu_rewards_fp32_and_track_them_in_bf16(tiny_llama):
     np.testing.assert_allclose(gpu, cpu, atol=1e-4)
     bf16, _ = score_texts(rm.to(torch.bfloat16), tok, prompts, texts, batch_size=16)
     assert np.corrcoef(bf16, cpu)[0, 1] > 0.99
+
+
+def test_cuda_pooled_last_layer_matches_the_full_forward_in_bf16(tiny_llama):
+    from rewardlab.eval.evaluate import score_texts
+    from rewardlab.models.reward_model import load_reward_model
+    from toydata import toy_pairs
+
+    pairs = toy_pairs(64, seed=4)
+    prompts, texts = [p["prompt"] for p in pairs], [p["chosen"] for p in pairs]
+    rm, tok, _ = load_reward_model(str(tiny_llama), dtype=torch.bfloat16)
+    rm = rm.to("cuda")
+    rm.pooled_last_layer = False
+    full, _ = score_texts(rm, tok, prompts, texts, batch_size=16)
+    rm.pooled_last_layer = True
+    short, _ = score_texts(rm, tok, prompts, texts, batch_size=16)
+    assert rm._pooled_state == "on"
+    np.testing.assert_allclose(short, full, atol=3e-2 * (1 + np.abs(full).max()))

@@ -1,0 +1,27 @@
+"""Process settings the command line applies (rewardlab.perf)."""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+
+from rewardlab.perf import tune_allocator
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
+def test_tune_allocator_applies_on_glibc_and_can_be_turned_off(monkeypatch):
+    assert tune_allocator() is True  # every mallopt call accepted (a value above glibc's limits is refused: 0)
+    monkeypatch.setenv("REWARDLAB_MALLOC_TUNING", "0")
+    assert tune_allocator() is False
+
+
+def test_the_command_line_tunes_the_allocator_first(monkeypatch):
+    import rewardlab.cli as cli
+    import rewardlab.perf as perf
+
+    calls = []
+    monkeypatch.setattr(perf, "tune_allocator", lambda: calls.append("tuned") or True)
+    monkeypatch.setattr(cli, "app", lambda: calls.append("app"))
+    cli.main()
+    assert calls == ["tuned", "app"]
