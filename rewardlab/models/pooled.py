@@ -14,14 +14,16 @@ on a model is checked against the full forward (``RewardModel`` does this) and t
 turned off, with a warning, if they differ.
 
 How: the last layer's ``forward`` is replaced on the instance (weights and state dict untouched).
-While ``RewardModel.forward`` has set ``layer._rewardlab_pool = (last, key_mask)``, it returns the
-output at the pooled positions, (N, 1, C) (GPT-2: broadcast to (N, T, C), as its model reshapes to
+Inside ``with pooled_call(layer, last, key_mask)`` (per thread, so concurrent callers of one model do
+not see each other's batches), it returns the output at the pooled positions, (N, 1, C) (GPT-2: broadcast to (N, T, C), as its model reshapes to
 the input's shape); otherwise it runs the class's forward.
 """
 
 from __future__ import annotations
 
+import threading
 import types
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +118,21 @@ def last_layer(base: nn.Module) -> nn.Module | None:
     return None
 
 
+_ACTIVE = threading.local()  # .spec: the pooled call this thread is inside, or None
+
+
+@contextmanager
+def pooled_call(layer: nn.Module, last: torch.Tensor, key_mask: torch.Tensor):
+    """Within the block, ``layer`` (patched by ``install``) runs at ``last`` (N,) only, attending to the
+    keys where ``key_mask`` (N, T) is True. Yields a dict whose "used" turns True if it did."""
+    prev = getattr(_ACTIVE, "spec", None)
+    _ACTIVE.spec = spec = {"layer": layer, "last": last, "key_mask": key_mask, "used": False}
+    try:
+        yield spec
+    finally:
+        _ACTIVE.spec = prev
+
+
 def install(base: nn.Module) -> nn.Module | None:
     """Patch the last layer of ``base`` so it can run at the pooled tokens only; the layer, or None
     when its structure is not one this module knows (then nothing changes)."""
@@ -127,15 +144,14 @@ def install(base: nn.Module) -> nn.Module | None:
     kind = _kind(layer)
 
     def forward(self, *args, **kwargs):  # the class's forward unless a pooled call is on (a deep copy stays correct)
-        spec = getattr(self, "_rewardlab_pool", None)
+        spec = getattr(_ACTIVE, "spec", None)
         position_embeddings = kwargs.get("position_embeddings")
-        if spec is None or (kind == "llama" and position_embeddings is None):
+        if spec is None or spec["layer"] is not self or (kind == "llama" and position_embeddings is None):
             return type(self).forward(self, *args, **kwargs)
         h = args[0] if args else kwargs["hidden_states"]
-        self._rewardlab_pool_used = True
-        return POOLED[kind](self, h, spec[0], spec[1], position_embeddings)
+        spec["used"] = True
+        return POOLED[kind](self, h, spec["last"], spec["key_mask"], position_embeddings)
 
     layer._rewardlab_pooled = True
-    layer._rewardlab_pool = None
     layer.forward = types.MethodType(forward, layer)
     return layer

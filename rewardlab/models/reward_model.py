@@ -115,12 +115,9 @@ class RewardModel(nn.Module):
         if layer is None:
             self._pooled_state = "off"
             return None
-        layer._rewardlab_pool, layer._rewardlab_pool_used = (last, attention_mask.bool()), False
-        try:
+        with pooled_mod.pooled_call(layer, last, attention_mask.bool()) as call:
             hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
-        finally:
-            layer._rewardlab_pool = None
-        if not layer._rewardlab_pool_used:
+        if not call["used"]:
             return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         out = hidden[:, 0]  # (N, C)
         if self._pooled_state is None:  # first call: the same numbers as the full forward, or never again

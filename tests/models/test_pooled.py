@@ -154,3 +154,24 @@ def test_score_ids_pads_to_a_multiple_with_the_same_rewards(tiny_llama):
     a = score_ids(rm, seqs, 0, batch_size=2)
     b = score_ids(rm, seqs, 0, batch_size=2, multiple=16)
     np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+def test_threads_scoring_one_model_at_once_get_their_own_rewards(tiny_llama):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rm, _, _ = load_reward_model(str(tiny_llama))
+    batches = [_batch(seed=s, left=bool(s % 2)) for s in range(8)]
+    with torch.no_grad():
+        rm.pooled_last_layer = False
+        expected = [rm(*b).rewards for b in batches]
+        rm.pooled_last_layer = True
+
+        def score(b):
+            return [rm(*b).rewards for _ in range(20)]
+
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(score, batches))
+    assert rm._pooled_state == "on"
+    for want, runs in zip(expected, got):
+        for r in runs:
+            torch.testing.assert_close(r, want, atol=1e-5, rtol=1e-5)
