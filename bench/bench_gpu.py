@@ -79,7 +79,7 @@ def score_contender(name: str, out: Path) -> None:
     import numpy as np
     import torch
 
-    from common import build, read_pairs
+    from common import build, emit, read_pairs
 
     paths = build(size=SIZE)
     texts = [p["prompt"] + " " + p[k] for p in read_pairs(paths["test"]) for k in ("chosen", "rejected")]
@@ -131,34 +131,30 @@ def score_contender(name: str, out: Path) -> None:
             PROFILE.write_text(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25) + "\n\n" +
                                prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
     np.save(out, np.asarray(rewards, dtype=np.float64))
-    print("RESULT " + json.dumps(result), flush=True)
+    emit(result)
 
 
 def bench_scoring(paths: dict) -> dict:
     """Each of SCORE_CONTENDERS in its own process; ratios against the pipeline's second (steady) pass."""
-    import subprocess
     import tempfile
 
     import numpy as np
     from transformers import AutoConfig
 
     from bench_score import forward_flops_per_token
+    from common import run_contender
 
     tmp = Path(tempfile.mkdtemp())
     runs = {}
     for name in SCORE_CONTENDERS:
-        proc = subprocess.run([sys.executable, __file__, "--score-contender", name, "--out", str(tmp / f"{name}.npy")]
-                              + (["--dry-run"] if DEVICE == "cpu" else []), capture_output=True, text=True)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if proc.returncode or not line:
-            print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
-            runs[name] = {"failed": f"exit {proc.returncode}"}
-            continue
-        runs[name] = json.loads(line[0][7:])
-        print(f"score {name:20s} first pass {runs[name]['first_pass_seconds']:6.2f} s, second {runs[name]['seconds']:6.2f} s", flush=True)
+        result, failure = run_contender([__file__, "--score-contender", name, "--out", str(tmp / f"{name}.npy")]
+                                        + (["--dry-run"] if DEVICE == "cpu" else []))
+        runs[name] = result or {"failed": failure}
+        if result:
+            print(f"score {name:20s} first pass {result['first_pass_seconds']:6.2f} s, second {result['seconds']:6.2f} s", flush=True)
     p = runs["pipeline"]
-    n_texts = 4000 if DEVICE == "cuda" else len(np.load(tmp / "pipeline.npy"))
     ref = np.load(tmp / "pipeline.npy")
+    n_texts = len(ref)
     fpt = forward_flops_per_token(AutoConfig.from_pretrained(paths["model"]), p["tokens"] / n_texts)
     out = {"texts": n_texts, "tokens": p["tokens"], "parameters": p["parameters"], "batch_size": SCORE_BATCH,
            "forward_flops_per_token": fpt, "contenders": {}}

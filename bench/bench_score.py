@@ -12,15 +12,13 @@ the variants show what each of rewardlab's choices gives.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RESULTS, build, read_pairs  # noqa: E402
+from common import CACHE, RESULTS, build, emit, read_pairs, run_contender  # noqa: E402
 
 BATCH = 32
 
@@ -118,18 +116,14 @@ def contender(name: str, model: str, out: Path) -> None:
         result["pooled_last_layer"] = rm._pooled_state
     np.save(out, rewards)
     result["texts"] = len(texts)
-    print("RESULT " + json.dumps(result), flush=True)
+    emit(result)
 
 
 def run(name: str, model: str, out: Path) -> dict:
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, __file__, "--contender", name, "--model", model, "--out", str(out)],
-                          capture_output=True, text=True, env=env)
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode or not line:
-        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-        raise SystemExit(f"{name} on {model} failed (exit {proc.returncode})")
-    return json.loads(line[0][7:])
+    result, failure = run_contender([__file__, "--contender", name, "--model", model, "--out", str(out)])
+    if result is None:
+        raise SystemExit(f"{name} on {model} failed ({failure})")
+    return result
 
 
 def main():

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, Timer, build, emit, read_pairs  # noqa: E402
+from common import RESULTS, Timer, build, emit, read_pairs, run_contender  # noqa: E402
 
 from rewardlab.train.loop import cpu_has_fast_bf16  # noqa: E402
 
@@ -163,22 +162,14 @@ def drive(names: list[str], keep_going: bool = False, timeout: float | None = No
     build(size=SIZE)
     results = []
     for name in names:
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-        try:
-            proc = subprocess.run([sys.executable, __file__, "--contender", name], capture_output=True, text=True, env=env,
-                                  timeout=timeout)
-            code, out, err = proc.returncode, proc.stdout, proc.stderr
-        except subprocess.TimeoutExpired as e:
-            code, out, err = "timeout", (e.stdout or b"").decode(errors="replace"), (e.stderr or b"").decode(errors="replace")
-        line = [l for l in out.splitlines() if l.startswith("RESULT ")]
-        if code or not line:
-            print(out[-2000:], err[-4000:], file=sys.stderr)
+        result, failure = run_contender([__file__, "--contender", name], timeout)
+        if result is None:
             if not keep_going:
-                raise SystemExit(f"{name} failed (exit {code})")
-            results.append({"contender": name, "failed": f"exit {code}: {err.strip().splitlines()[-1] if err.strip() else ''}"})
-            print(f"{name:18s} FAILED ({results[-1]['failed']})", flush=True)
+                raise SystemExit(f"{name} failed ({failure})")
+            results.append({"contender": name, "failed": failure})
+            print(f"{name:18s} FAILED ({failure})", flush=True)
             continue
-        results.append(json.loads(line[0][7:]))
+        results.append(result)
         r = results[-1]
         acc = "–" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
         gpu = f"  {r['peak_gpu_mb']:7.0f} MB GPU" if "peak_gpu_mb" in r else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,22 @@ def emit(result: dict) -> None:
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)  # tensors only, as the caching allocator saw them
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_contender(argv: list[str], timeout: float | None = None) -> tuple[dict | None, str]:
+    """Run ``python *argv`` (a contender that ends with ``emit``) in its own process: (its result, "") or,
+    after printing the end of its output to stderr, (None, why it failed)."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    try:
+        proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=timeout)
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as e:
+        code, out, err = "timeout", (e.stdout or b"").decode(errors="replace"), (e.stderr or b"").decode(errors="replace")
+    line = [x for x in out.splitlines() if x.startswith("RESULT ")]
+    if code or not line:
+        print(out[-2000:], err[-4000:], file=sys.stderr)
+        return None, f"exit {code}: {err.strip().splitlines()[-1] if err.strip() else ''}"
+    return json.loads(line[0][7:]), ""
 
 
 class Timer:

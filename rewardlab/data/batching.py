@@ -166,10 +166,12 @@ def length_grouped_batches(lengths, batch_size: int, seed: int, epoch: int = 0, 
     return [batches[i] for i in order]
 
 
-def pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest: (N, T) ids and mask. An empty sequence becomes one pad token with mask 1."""
+def pad(seqs: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest, rounded up to a ``multiple``: (N, T) ids and mask. An empty sequence becomes
+    one pad token with mask 1."""
     seqs = [s if s else [pad_id] for s in seqs]
     T = max(len(s) for s in seqs)
+    T += -T % multiple
     ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), T), dtype=torch.long)
     for i, s in enumerate(seqs):

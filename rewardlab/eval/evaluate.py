@@ -128,12 +128,7 @@ def pad_batch(seqs: list[list[int]], pad_id: int, side: str = "right", multiple:
     if side not in PADDING_SIDES:
         raise ValueError(f"unknown padding side {side!r}; known: {', '.join(PADDING_SIDES)}")
     if side == "right":
-        ids, mask = pad(seqs, pad_id)
-        extra = -ids.shape[1] % multiple
-        if extra:
-            ids = torch.nn.functional.pad(ids, (0, extra), value=pad_id)
-            mask = torch.nn.functional.pad(mask, (0, extra), value=0)
-        return ids, mask
+        return pad(seqs, pad_id, multiple)
     seqs = [s if s else [pad_id] for s in seqs]
     T = max(len(s) for s in seqs)
     T += -T % multiple

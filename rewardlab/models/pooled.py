@@ -137,11 +137,11 @@ def install(base: nn.Module) -> nn.Module | None:
     """Patch the last layer of ``base`` so it can run at the pooled tokens only; the layer, or None
     when its structure is not one this module knows (then nothing changes)."""
     layer = last_layer(base)
-    if layer is None or _kind(layer) is None:
-        return None
-    if getattr(layer, "_rewardlab_pooled", None) is not None:
+    if layer is None or getattr(layer, "_rewardlab_pooled", False):  # called on every forward: patched once
         return layer
     kind = _kind(layer)
+    if kind is None:
+        return None
 
     def forward(self, *args, **kwargs):  # the class's forward unless a pooled call is on (a deep copy stays correct)
         spec = getattr(_ACTIVE, "spec", None)

@@ -36,6 +36,11 @@ def _head(model: PreTrainedModel) -> nn.Module:
     raise ValueError(f"{type(model).__name__} has no score/classifier head; pass a sequence-classification model")
 
 
+def _at(hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """(N, C) rows of ``hidden`` (N, T, C) at positions ``last`` (N,)."""
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
 class RewardModel(nn.Module):
     """Backbone + scalar head. ``forward`` returns rewards of shape (N,).
 
@@ -79,7 +84,7 @@ class RewardModel(nn.Module):
                 pooled = self._pooled_forward(base, input_ids, attention_mask, positions, last)
             if pooled is None:
                 hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state  # (N, T, C)
-                pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (N, C)
+                pooled = _at(hidden, last)  # (N, C)
             rewards = self.model.score(pooled).squeeze(-1)  # (N,)
             return RewardOutput(rewards, pooled if return_hidden else None)
         captured = {}
@@ -118,12 +123,12 @@ class RewardModel(nn.Module):
         with pooled_mod.pooled_call(layer, last, attention_mask.bool()) as call:
             hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
         if not call["used"]:
-            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+            return _at(hidden, last)
         out = hidden[:, 0]  # (N, C)
         if self._pooled_state is None:  # first call: the same numbers as the full forward, or never again
             with torch.no_grad():
                 full = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
-            full = full[torch.arange(full.shape[0], device=full.device), last].float()
+            full = _at(full, last).float()
             low = next(self.parameters()).dtype != torch.float32 or torch.is_autocast_enabled(input_ids.device.type)
             err = ((out.float() - full).norm() / full.norm().clamp(min=1e-12)).item()
             if err > (3e-2 if low else 1e-4):

@@ -95,16 +95,16 @@ def _forward(model: RewardModel, input_ids, attention_mask, need_hidden: bool, l
     return quality + r_length, quality, r_length, out.hidden
 
 
+def _pair_loss(spec, r_chosen, r_rejected, margin, tie, hp: dict) -> torch.Tensor:
+    """Per-pair loss (B,), given the margin and tie columns only if the loss takes them."""
+    extra = {k: v for k, v in (("margin", margin), ("tie", tie)) if k in spec.inputs}
+    return spec.fn(r_chosen, r_rejected, **extra, **hp)
+
+
 def pairwise_step(model, batch: PairBatch, spec, hp: dict, regs: list, need_hidden: bool, length_head=None, chunks: int = 1) -> StepOutput:
     rewards, quality, r_length, hidden = _forward(model, batch.input_ids, batch.attention_mask, need_hidden, length_head, chunks)
     B = batch.margin.shape[0]
-    r_chosen, r_rejected = rewards[:B], rewards[B:]  # (B,), (B,)
-    kwargs = {}
-    if "margin" in spec.inputs:
-        kwargs["margin"] = batch.margin
-    if "tie" in spec.inputs:
-        kwargs["tie"] = batch.tie
-    per = spec.fn(r_chosen, r_rejected, **kwargs, **hp)  # (B,)
+    per = _pair_loss(spec, rewards[:B], rewards[B:], batch.margin, batch.tie, hp)  # (B,)
     keep = None if spec.handles_ties else ~batch.tie  # a loss that does not model ties never sees them
     loss = _mean(per, keep) + _regularize(regs, {
         "rewards": quality, "r_chosen": quality[:B], "r_rejected": quality[B:], "hidden": hidden,
@@ -145,12 +145,7 @@ def pairwise_split_step(model, batch: PairBatch, spec, hp: dict, regs: list, gro
         rewards = chunked_forward(model, batch.input_ids[rows, :T], batch.attention_mask[rows, :T], per_group_chunks, False).rewards.float()
         b = idx.shape[0]
         r_chosen, r_rejected = rewards[:b], rewards[b:]
-        kwargs = {}
-        if "margin" in spec.inputs:
-            kwargs["margin"] = batch.margin[idx]
-        if "tie" in spec.inputs:
-            kwargs["tie"] = batch.tie[idx]
-        per = spec.fn(r_chosen, r_rejected, **kwargs, **hp)  # (b,)
+        per = _pair_loss(spec, r_chosen, r_rejected, batch.margin[idx], batch.tie[idx], hp)  # (b,)
         if keep_all is not None:
             per = torch.where(keep_all[idx], per, torch.zeros_like(per))
         loss = per.sum() / n_kept
