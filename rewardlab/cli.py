@@ -103,27 +103,36 @@ def eval_cmd(cfg: C.EvalConfig):
 def score_cmd(cfg: C.ScoreConfig):
     from rewardlab.data.formats import DataError
     from rewardlab.eval.evaluate import score_texts
-    from rewardlab.models.reward_model import load_reward_model
+    from rewardlab.models.reward_model import load_reward_model, normalize_rewards
     from rewardlab.score import read_jsonl_for_scoring, write_jsonl
 
     if not cfg.model or not cfg.input or not cfg.output:
         _fail("score needs --model, --input and --output")
     try:
         rows, prompts, responses, slots = read_jsonl_for_scoring(cfg.input, cfg.prompt_field, cfg.response_field)
-        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos)
+        if cfg.normalize:
+            normalize_rewards(0.0, meta["reward_stats"], cfg.model)  # refused before any scoring
     except (DataError, ValueError, FileNotFoundError, OSError) as e:
         _fail(str(e))
+    sequence = meta["sequence"]
+    typer.echo(f"score: append_eos={sequence['append_eos']} ({sequence['source']})", err=True)
     max_length = cfg.max_length or meta.get("max_length", 512)
     if cfg.compile:
         from rewardlab.eval.evaluate import compile_scorer
 
         model = compile_scorer(model)
-    rewards, truncation = score_texts(model, tokenizer, prompts, responses, cfg.batch_size, max_length, cfg.truncation_side, progress=True)
+    rewards, truncation = score_texts(model, tokenizer, prompts, responses, cfg.batch_size, max_length, cfg.truncation_side,
+                                      progress=cfg.progress)
+    if cfg.normalize:
+        rewards = normalize_rewards(rewards, meta["reward_stats"], cfg.model)
     for (row, key), r in zip(slots, rewards):
         rows[row][key] = float(r)
     write_jsonl(cfg.output, rows)
     C.save_config(cfg, Path(cfg.output).with_suffix(".config.yaml"))
-    typer.echo(json.dumps({"output": cfg.output, "records": len(rows), "scored": len(rewards), "truncation": truncation}))
+    typer.echo(json.dumps({"output": cfg.output, "records": len(rows), "scored": len(rewards), "truncation": truncation,
+                           "append_eos": sequence["append_eos"], "normalized": bool(cfg.normalize),
+                           "reward_stats": meta["reward_stats"] if cfg.normalize else None}))
 
 
 @config_command(C.StudyConfig, "study", "Train many reward models (losses × noise × length bias × data size × seeds) and compare them; writes a report.")

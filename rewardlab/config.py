@@ -62,6 +62,9 @@ class TrainConfig:
     scheduler: str = opt("linear", "Learning-rate schedule after warmup: linear, cosine or constant.")
     max_length: int = opt(512, "Tokens per sequence (prompt + response); longer ones are cut and reported.")
     truncation_side: str = opt("left", "Side cut when too long: left keeps the response's end (where the reward is read), right keeps the start.")
+    append_eos: bool = opt(None, "Append the tokenizer's EOS to every plain-text sequence that lacks it, as TRL and OpenRLHF do "
+                                 "(default: yes for decoders, no for encoders; chat data ends as its template ends it). "
+                                 "Recorded in rewardlab.json; eval and score follow it.")
     mixed_precision: str = opt("auto", "auto, no, bf16 or fp16 (Accelerate autocast). auto: bf16 where the hardware runs it fast "
                                "(CUDA with bf16, CPUs with AVX-512 BF16 or AMX), else no.")
     lora_r: int = opt(0, "LoRA rank (0 = full fine-tuning). The score head is trained in full; the final folder has the adapters merged.")
@@ -75,6 +78,8 @@ class TrainConfig:
                                   "activations of one group alive at a time (less memory). 0 = auto (2 on a CPU when the loss "
                                   "and regularisers split over pairs, else 1).")
     log_every: int = opt(10, "Log loss and train accuracy every N optimizer steps (a log waits for the device to catch up).")
+    disable_dropout: bool = opt(True, "Set every dropout probability of the backbone to 0 for training, as TRL's RewardTrainer does "
+                                      "by default (rewards then do not depend on a random mask; --no-disable-dropout keeps them).")
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass: less memory, ~30% more compute.")
     compile: bool = opt(False, "torch.compile the backbone (slow first steps; pays off on long runs).")
     seed: int = opt(42, "Seed: same seed, same data order and initialisation → identical CPU runs.")
@@ -137,8 +142,10 @@ class EvalConfig:
     max_length: int = opt(None, "Tokens per sequence (default: the model's training max_length, else 512); cuts are counted.")
     truncation_side: str = opt("left", "Side cut when too long: left keeps the response's end, right keeps the start.")
     padding_side: str = opt("right", "Pad batches on the right or left (decoders give the same rewards either way).")
-    append_eos: bool = opt(False, "Append the EOS token to every sequence that lacks it (as TRL's RewardTrainer does for text "
-                                  "data; use it for RMs trained that way).")
+    append_eos: bool = opt(None, "Append the EOS token to every plain-text sequence that lacks it. Default: what the model "
+                                 "was trained with (its rewardlab.json); for other checkpoints (TRL, OpenRLHF, any HF "
+                                 "classifier) the ecosystem's convention: yes for decoders, no for encoders.")
+    normalize: bool = opt(False, "Report rewards as (r - mean) / std with the training-reward statistics saved with the model.")
     compile: bool = opt(False, "torch.compile the model (dynamic shapes), after a one-off compile of tens of seconds; "
                                "on the CPU bench no faster than the default since the pooled last layer (bench/results).")
     shared_prompt: bool = opt(False, "Decoders: encode each prompt once and append its responses through the KV cache "
@@ -200,8 +207,13 @@ class ScoreConfig:
     batch_size: int = opt(16, "Sequences per forward pass.")
     max_length: int = opt(None, "Tokens per sequence (default: the model's training max_length, else 512).")
     truncation_side: str = opt("left", "Side cut when too long.")
+    append_eos: bool = opt(None, "Append the EOS token to every plain-text sequence that lacks it. Default: what the model "
+                                 "was trained with (its rewardlab.json); for other checkpoints the ecosystem's convention "
+                                 "(yes for decoders, no for encoders).")
+    normalize: bool = opt(False, "Write (r - mean) / std with the training-reward statistics saved with the model.")
     compile: bool = opt(False, "torch.compile the model (dynamic shapes), after a one-off compile of tens of seconds; "
                                "on the CPU bench no faster than the default since the pooled last layer (bench/results/README.md).")
+    progress: bool = opt(True, "Show a progress bar.")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
 
 

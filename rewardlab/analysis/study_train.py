@@ -149,6 +149,7 @@ def train_lora(backbone: str, records: list, loss: str, hp: dict, *, epochs: flo
     from peft import LoraConfig, get_peft_model
 
     from rewardlab.data.batching import COLLATORS, Encoder, encode_records, length_grouped_batches
+    from rewardlab.data.sequence import default_append_eos
     from rewardlab.losses.catalogue import get_loss
     from rewardlab.models.reward_model import RewardModel, _head, default_pooling, load_backbone
     from rewardlab.train.loop import FAMILY_FORM, STEPS
@@ -165,8 +166,8 @@ def train_lora(backbone: str, records: list, loss: str, hp: dict, *, epochs: flo
     inner = peft_model.base_model.model  # the original model with LoRA layers injected
     for p in _head(inner).parameters():
         p.requires_grad_(True)
-    rm = RewardModel(inner, pooling=pooling)
-    encoded = encode_records(records, Encoder(tokenizer, max_length, "left"))
+    rm = RewardModel(inner, pooling=pooling, append_eos=default_append_eos(tokenizer, pooling))
+    encoded = encode_records(records, Encoder(tokenizer, max_length, "left", rm.append_eos))
     params = [p for p in rm.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     collate, pad_id = COLLATORS[form], tokenizer.pad_token_id

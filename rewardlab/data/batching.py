@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rewardlab.data.render import render
+from rewardlab.data.sequence import encode_pairs
 from rewardlab.types import LabelRecord, PairBatch, PairRecord, PointBatch, RankBatch, RankRecord, RatingRecord
 
 TRUNCATION_SIDES = ("left", "right")
@@ -58,10 +58,11 @@ class Encoder:
     """Turns (prompt, response) into token ids of at most ``max_length`` and counts truncation.
 
     ``side="left"`` (default) cuts the start of the text, so the response — where a decoder reads the
-    reward — survives; ``side="right"`` cuts the end.
+    reward — survives; ``side="right"`` cuts the end. Token ids follow the sequence convention
+    (:mod:`rewardlab.data.sequence`; ``append_eos`` as there).
     """
 
-    def __init__(self, tokenizer, max_length: int, side: str = "left"):
+    def __init__(self, tokenizer, max_length: int, side: str = "left", append_eos: bool = False):
         if side not in TRUNCATION_SIDES:
             raise ValueError(f"unknown truncation side {side!r}; known: {', '.join(TRUNCATION_SIDES)}")
         if max_length < 4:
@@ -69,20 +70,16 @@ class Encoder:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.side = side
+        self.append_eos = append_eos
         self.report = TruncationReport(max_length, side)
         specials = {tokenizer.bos_token_id, tokenizer.cls_token_id} - {None}
         self._first = specials
         self._last = {tokenizer.eos_token_id, tokenizer.sep_token_id} - {None}
 
-    def encode_texts(self, texts: list[str]) -> list[list[int]]:
-        all_ids = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
-        return all_ids
-
     def encode_example(self, prompt, responses: list, names: list[str]) -> list[list[int]]:
         """Encode several responses to one prompt; counts the example once if any of them is cut."""
-        texts = [render(prompt, r, self.tokenizer) for r in responses]
         out, cut_any = [], False
-        for ids, name in zip(self.encode_texts(texts), names):
+        for ids, name in zip(encode_pairs(self.tokenizer, [prompt] * len(responses), responses, self.append_eos), names):
             self.report.n_sequences += 1
             if len(ids) > self.max_length:
                 cut_any = True

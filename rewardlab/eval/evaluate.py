@@ -25,7 +25,7 @@ import torch
 
 from rewardlab.data.records import common_prefix_length
 from rewardlab.data.batching import TRUNCATION_SIDES, Encoder, TruncationReport, pad, truncate
-from rewardlab.data.render import prompt_text, render
+from rewardlab.data.sequence import encode_pairs, encode_prompts
 from rewardlab.types import LabelRecord, PairRecord, RankRecord, RatingRecord
 
 PADDING_SIDES = ("right", "left")
@@ -67,40 +67,35 @@ def encode_sequences(records: list, tokenizer, max_length: int = 512, truncation
                      append_eos: bool = False) -> EncodedSequences:
     """Tokenise every (prompt, response) of ``records`` the way training does, cut to ``max_length``.
 
-    Text is ``render(prompt, response)`` tokenised with the tokenizer's special tokens (as
-    ``data.batching.Encoder``). ``append_eos=True`` appends the EOS id to a sequence that does not end
-    with it, as TRL's RewardTrainer does to plain-text data (it reads the reward at that EOS).
-    Truncation keeps a leading BOS/CLS and a trailing EOS/SEP and cuts from ``truncation_side``
-    ("left", the default, keeps the response's end where a decoder reads the reward).
+    Token ids follow the sequence convention (:mod:`rewardlab.data.sequence`, as ``data.batching.Encoder``):
+    plain text with the tokenizer's special tokens, plus EOS when ``append_eos`` (as TRL's RewardTrainer
+    does to text data); chat as the template renders it. Truncation keeps a leading BOS/CLS and a trailing
+    EOS/SEP and cuts from ``truncation_side`` ("left", the default, keeps the response's end where a
+    decoder reads the reward).
     """
     if truncation_side not in TRUNCATION_SIDES:
         raise ValueError(f"unknown truncation side {truncation_side!r}; known: {', '.join(TRUNCATION_SIDES)}")
     if max_length < 4:
         raise ValueError(f"max_length must be at least 4, got {max_length}")
-    eos = tokenizer.eos_token_id
-    if append_eos and eos is None:
-        raise ValueError("append_eos needs a tokenizer with an EOS token; this one has none")
     first = {tokenizer.bos_token_id, tokenizer.cls_token_id} - {None}
     last = {tokenizer.eos_token_id, tokenizer.sep_token_id} - {None}
 
-    texts, names, owner, prompts = [], [], [], []
+    pair_prompts, responses, names, owner, prompts = [], [], [], [], []
     for k, rec in enumerate(records):
-        prompt, responses, fields = record_parts(rec)
-        prompts.append(prompt_text(prompt, tokenizer))
-        for response, name in zip(responses, fields):
-            texts.append(render(prompt, response, tokenizer))
+        prompt, rs, fields = record_parts(rec)
+        prompts.append(prompt)
+        for response, name in zip(rs, fields):
+            pair_prompts.append(prompt)
+            responses.append(response)
             names.append(name)
             owner.append(k)
-    full = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"] if texts else []
-    prompt_ids = tokenizer(prompts, add_special_tokens=True, truncation=False)["input_ids"] if prompts else []
+    full = encode_pairs(tokenizer, pair_prompts, responses, append_eos)
+    prompt_ids = encode_prompts(tokenizer, prompts)
 
     report = TruncationReport(max_length, truncation_side)
     ids_out, n_prompt_out, n_resp_out = [], [], []
     cut_records: set = set()
     for seq, name, k in zip(full, names, owner):
-        seq = list(seq)
-        if append_eos and (not seq or seq[-1] != eos):
-            seq.append(eos)
         n_prompt = common_prefix_length(seq, prompt_ids[k])
         if n_prompt == len(seq):  # the response added no token of its own (cannot happen for non-empty text)
             n_prompt = max(len(seq) - 1, 0)
@@ -255,6 +250,14 @@ def supports_shared_prefix(model) -> bool:
     return base is not None and _cache_argument(base) is not None
 
 
+def _strip_trailing(seq: list[int], pad_id: int | None) -> list[int]:
+    """``seq`` without trailing ``pad_id`` tokens (one token at least stays)."""
+    n = len(seq)
+    while n > 1 and seq[n - 1] == pad_id:
+        n -= 1
+    return seq[:n]
+
+
 @torch.inference_mode()
 def score_shared_prefix(model, seqs: list[list[int]], owner: list[int], pad_id: int, batch_size: int = 16,
                         progress: bool = False) -> np.ndarray:
@@ -268,6 +271,7 @@ def score_shared_prefix(model, seqs: list[list[int]], owner: list[int], pad_id: 
     ``batch_size`` sequences; groups are sorted by length. Records whose sequences share nothing
     fall back to ``score_ids``.
     """
+    seqs = [_strip_trailing(s, pad_id) for s in seqs]  # not read (``reward_positions``), and a decoder's earlier tokens never see them
     groups, plen = shared_prefixes(seqs, owner)
     out = np.empty(len(seqs), dtype=np.float64)
     flat = [n for g, p in zip(groups, plen) if p == 0 for n in g]
@@ -314,10 +318,18 @@ def score_shared_prefix(model, seqs: list[list[int]], owner: list[int], pad_id: 
     return out
 
 
+def model_append_eos(model, append_eos: bool | None = None) -> bool:
+    """``append_eos``, or when None the model's own sequence convention (``RewardModel.append_eos``, set when it
+    was loaded or trained; False for scorers without one, such as the implicit rewards)."""
+    return bool(getattr(model, "append_eos", False)) if append_eos is None else bool(append_eos)
+
+
 def score_texts(model, tokenizer, prompts: list, responses: list, batch_size: int = 16, max_length: int = 512,
-                truncation_side: str = "left", progress: bool = False, multiple: int | None = None) -> tuple[np.ndarray, dict]:
-    """Rewards for (prompt, response) pairs of text or chat messages; also the truncation report."""
-    encoder = Encoder(tokenizer, max_length, truncation_side)
+                truncation_side: str = "left", progress: bool = False, multiple: int | None = None,
+                append_eos: bool | None = None) -> tuple[np.ndarray, dict]:
+    """Rewards for (prompt, response) pairs of text or chat messages; also the truncation report.
+    ``append_eos``: None follows the model's convention (``model_append_eos``)."""
+    encoder = Encoder(tokenizer, max_length, truncation_side, model_append_eos(model, append_eos))
     seqs = [encoder.encode_example(p, [r], ["response"])[0] for p, r in zip(prompts, responses)]
     return score_ids(model, seqs, tokenizer.pad_token_id, batch_size, progress, multiple=multiple), encoder.report.summary()
 
@@ -335,7 +347,7 @@ class ScoredRecords(NamedTuple):
 
 
 def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512,
-                  truncation_side: str = "left", padding_side: str = "right", append_eos: bool = False,
+                  truncation_side: str = "left", padding_side: str = "right", append_eos: bool | None = None,
                   progress: bool = False, shared_prompt: bool = False) -> ScoredRecords:
     """Encode (``encode_sequences``) and score records; regroup per record.
 
@@ -346,7 +358,7 @@ def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_len
     tokens saved (bench model, 1 thread: HH-RLHF 22% of tokens shared, 0.84× the speed of full
     sequences; FineGrainedRLHF pairs 11% shared, 0.90×; command: bench/bench_shared_prompt.py).
     """
-    enc = encode_sequences(records, tokenizer, max_length, truncation_side, append_eos)
+    enc = encode_sequences(records, tokenizer, max_length, truncation_side, model_append_eos(model, append_eos))
     if shared_prompt and supports_shared_prefix(model) and len(enc.ids) > len(records):
         flat = score_shared_prefix(model, enc.ids, enc.owner, tokenizer.pad_token_id, batch_size, progress)
     else:

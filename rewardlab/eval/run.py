@@ -4,7 +4,9 @@ Flow (each step is a function of this package, traceable from a flag):
 
     --data, --form, --layout, --subset-column, --annotator-column  → layouts.load_eval_data
     --model / --compare (--implicit, --ref-model, --beta, --dtype) → load_scorer
-    --batch-size, --max-length, --truncation-side, --padding-side, --append-eos → evaluate.score_dataset
+    --append-eos/--no-append-eos (default: the model's recorded convention) → reward_model.load_reward_model
+    --batch-size, --max-length, --truncation-side, --padding-side → evaluate.score_dataset
+    --normalize → reward_model.normalize_rewards (the training-reward mean/std saved with the model)
     form → analyze.pair_analysis / ranking_analysis / rating_analysis / label_analysis (+ RewardBench scores)
     several models → analyze.paired_differences
     --output F.json → the result as JSON;  --output DIR → results.json, examples.jsonl, report.html + PNGs
@@ -17,6 +19,7 @@ The returned dict holds the first model's metrics at the top level (``accuracy``
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +56,8 @@ def load_scorer(path: str, cfg: EvalConfig):
     else:
         from rewardlab.models.reward_model import load_reward_model
 
-        model, tokenizer, meta = load_reward_model(path, trust_remote_code=cfg.trust_remote_code, dtype=dtype)
+        model, tokenizer, meta = load_reward_model(path, trust_remote_code=cfg.trust_remote_code, dtype=dtype,
+                                                   append_eos=cfg.append_eos)
     model = model.to(resolve_device(cfg.device)).eval()
     if cfg.compile:
         from rewardlab.eval.evaluate import compile_scorer
@@ -286,15 +290,23 @@ def run_eval(cfg: EvalConfig) -> dict:
     for path, name in zip(paths, names):
         model, tokenizer, meta = load_scorer(path, cfg)
         max_length = cfg.max_length or meta.get("max_length", 512)
+        append_eos = cfg.append_eos if cfg.implicit else None  # None: the convention load_reward_model resolved
+        sequence = meta.get("sequence") or {"append_eos": bool(cfg.append_eos), "source": "flag" if cfg.append_eos is not None else "default"}
+        print(f"eval {name}: append_eos={sequence['append_eos']} ({sequence['source']})", file=sys.stderr)
         s = score_dataset(model, tokenizer, data.records, cfg.batch_size, max_length, cfg.truncation_side,
-                          cfg.padding_side, cfg.append_eos, cfg.progress, cfg.shared_prompt)
+                          cfg.padding_side, append_eos, cfg.progress, cfg.shared_prompt)
         del model
+        if cfg.normalize:
+            from rewardlab.models.reward_model import normalize_rewards
+
+            s = s._replace(rewards=[normalize_rewards(r, meta.get("reward_stats"), path) for r in s.rewards])
         metrics, correct, p = analyse(data, s.rewards, s.lengths, cfg)
         metrics["notes"] = data.notes + metrics.get("notes", [])
         plot = plot if plot is not None else p
         scored[name] = (s.rewards, s.lengths)
         correct_by_model[name] = correct
-        per_model[name] = {**metrics, "model": path, "max_length": max_length, "truncation": s.truncation,
+        per_model[name] = {**metrics, "model": path, "max_length": max_length, "truncation": s.truncation, "sequence": sequence,
+                           "normalized": bool(cfg.normalize), "reward_stats": meta.get("reward_stats"),
                            "implicit": meta.get("implicit") and {k: meta[k] for k in ("implicit", "beta", "ref_model")}}
     first = names[0]
     result = {**per_model[first], "model_name": first, "form": data.form, "layout": data.layout, "data": data.report.summary(),

@@ -2,11 +2,12 @@
 
 Any ``AutoModelForSequenceClassification`` with ``num_labels=1`` works. Two poolings:
 
-- ``last_token`` (decoders: Llama, GPT-2, Qwen, …): the head is applied to the hidden state of the last
-  token whose attention mask is 1, wherever the padding is (left or right). Position ids are derived
-  from the attention mask, so rewards do not depend on the padding side or on the batch's padding.
-  This equals what plain ``transformers`` computes on right-padded input whose pad token does not
-  occur inside the text.
+- ``last_token`` (decoders: Llama, GPT-2, Qwen, …): the head is applied to the hidden state of the
+  rightmost token that is neither padding (attention mask 0) nor the pad token id
+  (``reward_positions``), wherever the padding is (left or right). That is transformers' own rule, so
+  the saved folder gives the same rewards in plain ``transformers`` and TRL (with pad == EOS, an
+  appended EOS is skipped there and here alike). Position ids are derived from the attention mask, so
+  rewards do not depend on the padding side or on the batch's padding.
 - ``model`` (encoders: BERT, RoBERTa, DeBERTa, …): the model's own pooling (e.g. [CLS] + pooler).
 
 The saved folder is a plain Hugging Face checkpoint: ``AutoModelForSequenceClassification.from_pretrained``
@@ -36,6 +37,17 @@ def _head(model: PreTrainedModel) -> nn.Module:
     raise ValueError(f"{type(model).__name__} has no score/classifier head; pass a sequence-classification model")
 
 
+def reward_positions(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    """(N,) where a decoder's reward is read: the rightmost token with mask 1 that is not ``pad_id``
+    (transformers' sequence-classification rule, made independent of the padding side by the mask).
+    A row with no such token reads position 0."""
+    real = attention_mask.bool()  # (N, T)
+    if pad_id is not None:
+        real = real & (input_ids != pad_id)
+    index = torch.arange(input_ids.shape[1], device=input_ids.device)
+    return (index * real).argmax(-1)
+
+
 def _at(hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """(N, C) rows of ``hidden`` (N, T, C) at positions ``last`` (N,)."""
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
@@ -54,7 +66,7 @@ class RewardModel(nn.Module):
 
     pooled_last_layer: bool | str = "auto"
 
-    def __init__(self, model: PreTrainedModel, pooling: str | None = None):
+    def __init__(self, model: PreTrainedModel, pooling: str | None = None, append_eos: bool = False):
         super().__init__()
         if model.config.num_labels != 1:
             raise ValueError(f"a reward model needs num_labels=1, the backbone has {model.config.num_labels}")
@@ -65,6 +77,7 @@ class RewardModel(nn.Module):
             raise ValueError(f"pooling 'last_token' needs a decoder with a linear `score` head, got {type(model).__name__}")
         self.model = model
         self.pooling = pooling
+        self.append_eos = append_eos  # the sequence convention this RM reads (rewardlab.data.sequence)
         self._pooled_state = None  # None: not tried yet; "on": checked against the full forward; "off": not used
 
     @property
@@ -76,8 +89,7 @@ class RewardModel(nn.Module):
         if self.pooling == "last_token":
             positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (N, T)
             base = getattr(self.model, self.model.base_model_prefix)
-            index = torch.arange(input_ids.shape[1], device=input_ids.device)
-            last = (index * attention_mask).argmax(-1)  # (N,) rightmost real token, any padding side
+            last = reward_positions(input_ids, attention_mask, self.model.config.pad_token_id)  # (N,)
             pooled = None
             use = input_ids.device.type == "cpu" if self.pooled_last_layer == "auto" else bool(self.pooled_last_layer)
             if use and self._pooled_state != "off" and (not torch.is_grad_enabled() or self._pooled_trainable(base)):
@@ -120,7 +132,9 @@ class RewardModel(nn.Module):
         if layer is None:
             self._pooled_state = "off"
             return None
-        with pooled_mod.pooled_call(layer, last, attention_mask.bool()) as call:
+        index = torch.arange(input_ids.shape[1], device=input_ids.device)
+        key_mask = attention_mask.bool() & (index <= last[:, None])  # (N, T) causal: nothing after the pooled token
+        with pooled_mod.pooled_call(layer, last, key_mask) as call:
             hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
         if not call["used"]:
             return _at(hidden, last)
@@ -178,11 +192,43 @@ def load_backbone(
     return model, tokenizer
 
 
-def load_reward_model(name_or_path: str, *, trust_remote_code: bool = False, dtype: torch.dtype | None = None):
-    """Load a saved reward model (rewardlab's, TRL's, OpenRLHF's or any 1-label HF classifier): (RewardModel, tokenizer, meta)."""
+def reward_stats(meta: dict, config) -> dict | None:
+    """Mean and std of the training rewards saved with a model: rewardlab.json's ``reward_stats``, else OpenRLHF's
+    ``mean`` / ``std`` in the HF config; None when neither is there (e.g. a TRL checkpoint)."""
+    if meta.get("reward_stats"):
+        return dict(meta["reward_stats"])
+    mean, std = getattr(config, "mean", None), getattr(config, "std", None)
+    if isinstance(mean, (int, float)) and isinstance(std, (int, float)):
+        return {"mean": float(mean), "std": float(std), "source": "config"}
+    return None
+
+
+def normalize_rewards(rewards, stats: dict | None, where: str = "the model"):
+    """(r - mean) / std with the saved training-reward statistics (``reward_stats``)."""
+    if not stats:
+        raise ValueError(f"--normalize: {where} has no saved reward statistics (rewardlab.json `reward_stats`, or `mean`/`std` "
+                         f"in config.json as OpenRLHF writes them); retrain it with rewardlab or drop --normalize")
+    if not stats["std"] > 0:
+        raise ValueError(f"--normalize: {where} has reward std {stats['std']}; cannot divide by it")
+    return (rewards - stats["mean"]) / stats["std"]
+
+
+def load_reward_model(name_or_path: str, *, trust_remote_code: bool = False, dtype: torch.dtype | None = None,
+                      append_eos: bool | None = None):
+    """Load a saved reward model (rewardlab's, TRL's, OpenRLHF's or any 1-label HF classifier): (RewardModel, tokenizer, meta).
+
+    The sequence convention is resolved here (:func:`rewardlab.data.sequence.resolve_append_eos`: the
+    ``append_eos`` argument, else what ``rewardlab.json`` recorded, else the ecosystem's default) and set on the
+    model; ``meta["sequence"]`` says what was chosen and why, ``meta["reward_stats"]`` the saved reward mean/std.
+    """
+    from rewardlab.data.sequence import describe, resolve_append_eos
     from rewardlab.train.checkpoint import read_metadata
 
     model, tokenizer = load_backbone(name_or_path, trust_remote_code=trust_remote_code, dtype=dtype)
     meta = read_metadata(name_or_path)
     model.eval()
-    return RewardModel(model, pooling=meta.get("pooling")), tokenizer, meta
+    rm = RewardModel(model, pooling=meta.get("pooling"))
+    rm.append_eos, source = resolve_append_eos(append_eos, meta, tokenizer, rm.pooling)
+    meta = {**meta, "sequence": {**describe(rm.append_eos, tokenizer, rm.pooling), "source": source},
+            "reward_stats": reward_stats(meta, model.config)}
+    return rm, tokenizer, meta

@@ -166,7 +166,7 @@ class DiscriminatorReward:
         from rewardlab.train.checkpoint import save_model_folder
 
         meta = {"format": "rewardlab-discriminator", "pooling": self.model.pooling, "max_length": self.max_length,
-                "loss": self.loss, "form": self.form, "updates": self.updates}
+                "loss": self.loss, "form": self.form, "updates": self.updates, "sequence": {"append_eos": self.model.append_eos}}
         state = {k: v for k, v in self.state_dict().items() if k != "model"}
         return save_model_folder(Path(path), self.model, self.tokenizer, meta, state)
 
@@ -178,7 +178,7 @@ class DiscriminatorReward:
     def _encode(self, prompts: Sequence, responses: Sequence) -> list[list[int]]:
         from rewardlab.data.batching import Encoder
 
-        encoder = Encoder(self.tokenizer, self.max_length, "left")  # the encoding of score_texts
+        encoder = Encoder(self.tokenizer, self.max_length, "left", self.model.append_eos)  # the encoding of score_texts
         return [encoder.encode_example(p, [r], ["response"])[0] for p, r in zip(prompts, responses)]
 
     def _logits(self, seqs: list[list[int]]) -> Tensor:

@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader
 
 from rewardlab.config import TrainConfig, save_config, to_dict
 from rewardlab.data.batching import COLLATORS, Encoder, encode_records, length_grouped_batches
+from rewardlab.data.sequence import describe as describe_sequence
+from rewardlab.data.sequence import resolve_append_eos
 from rewardlab.losses.catalogue import get_loss, get_regularizer, resolve_hparams
 from rewardlab.models.gguf import resolve_gguf
 from rewardlab.models.reward_model import RewardModel, load_backbone
@@ -284,6 +286,20 @@ def load_training_data(cfg: TrainConfig, form: str):
     return records, eval_records, summary
 
 
+def training_reward_stats(model, tokenizer, records: list, max_length: int, truncation_side: str, seed: int,
+                          n: int = 1000) -> dict:
+    """Mean and std of the trained RM's rewards on (a seeded sample of at most ``n``) training records: saved with
+    the model so ``score``/``eval --normalize`` can report (r - mean) / std, as OpenRLHF does."""
+    from rewardlab.eval.evaluate import score_dataset
+
+    idx = np.sort(np.random.default_rng(seed).permutation(len(records))[:n])
+    scored = score_dataset(model, tokenizer, [records[i] for i in idx], 32, max_length, truncation_side)
+    r = np.concatenate(scored.rewards) if scored.rewards else np.zeros(0)
+    model.train()
+    return {"mean": float(r.mean()) if r.size else 0.0, "std": float(r.std()) if r.size > 1 else 1.0,
+            "n_sequences": int(r.size), "n_records": int(len(idx)), "source": "training data"}
+
+
 def train(cfg: TrainConfig, records: list | None = None, eval_records: list | None = None, log=print) -> dict:
     """Train a reward model as ``cfg`` says; returns the metadata written to ``rewardlab.json``.
 
@@ -326,12 +342,20 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     resume_from = ckpt.latest_checkpoint(output) if cfg.resume else None
     model_source, gguf_file = (str(resume_from), None) if resume_from else resolve_gguf(cfg.model, cfg.gguf_file)
     model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code, gguf_file=gguf_file)
+    if cfg.disable_dropout:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+            if isinstance(getattr(m, "attention_dropout", None), float):  # attention layers that drop through a rate
+                m.attention_dropout = 0.0
     peft_model = None
     if cfg.lora_r:
         peft_model, model = add_lora(model, cfg)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     rm = RewardModel(model)
+    rm.append_eos, _ = resolve_append_eos(cfg.append_eos, {}, tokenizer, rm.pooling)
+    sequence = {**describe_sequence(rm.append_eos, tokenizer, rm.pooling), "source": "flag" if cfg.append_eos is not None else "default"}
     if cfg.compile:
         rm.forward = torch.compile(rm.forward, dynamic=True)
     if use_length_head:
@@ -348,15 +372,13 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
             with accelerator.no_sync(rm):
                 accelerator.backward(loss)
 
-    encoder = Encoder(tokenizer, cfg.max_length, cfg.truncation_side)
+    encoder = Encoder(tokenizer, cfg.max_length, cfg.truncation_side, rm.append_eos)
     encoded = encode_records(records, encoder, label_and_score=spec.data_form == "any" and spec.family == "pointwise")
     truncation = encoder.report.summary()
     say(f"train: {len(encoded)} {form} — {encoder.report.message()}")
+    say(f"sequences: append_eos={rm.append_eos} ({sequence['source']}; eos={tokenizer.eos_token!r}, pad={tokenizer.pad_token!r}); "
+        f"reward read at: {sequence['read_at']}")
     pad_id = tokenizer.pad_token_id
-    if rm.pooling == "last_token":
-        inside = sum(int(pad_id in s[:-1]) for e in encoded for s in e.seqs)
-        if inside:
-            say(f"warning: the pad token occurs inside {inside} sequences; plain transformers pools at the first pad, rewardlab at the last real token")
 
     collate = COLLATORS[form]
     steps_per_epoch = math.ceil(math.ceil(len(encoded) / cfg.batch_size) / accelerator.num_processes)  # batches per process
@@ -389,7 +411,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
                 "family": spec.family, "data_form": form, "regularizers": cfg.regularizers, "pooling": rm_unwrapped().pooling,
                 "max_length": cfg.max_length, "truncation_side": cfg.truncation_side, "data": data_summary,
                 "mixed_precision": precision, "length_chunks": chunks, "backward_groups": split, "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": True} if cfg.lora_r else None,
-                "truncation": truncation, "metrics": metrics, "update": update, "total_updates": total_updates,
+                "sequence": sequence, "reward_stats": reward_stats, "truncation": truncation, "metrics": metrics, "update": update, "total_updates": total_updates,
                 "final": final, "config": to_dict(cfg), "versions": ckpt.versions()}
 
     def rm_unwrapped() -> RewardModel:
@@ -416,6 +438,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
             ckpt.prune_checkpoints(output, cfg.save_total_limit)
 
     metrics: dict = {}
+    reward_stats = None
     history: list = []
     rm.train()
     bar = tqdm(total=total_updates, initial=update, desc=f"train {cfg.loss}", disable=not (cfg.progress and accelerator.is_main_process),
@@ -475,12 +498,15 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     elapsed = time.perf_counter() - t0
     if not metrics or cfg.eval_every and update % cfg.eval_every:
         metrics = evaluate()
+    if accelerator.is_main_process:
+        reward_stats = training_reward_stats(rm_unwrapped(), tokenizer, records, cfg.max_length, cfg.truncation_side, cfg.seed)
     meta = metadata(metrics, True)
     meta["train"] = {"seconds": elapsed, "examples_seen": seen, "examples_per_second": seen / elapsed if elapsed else None,
                      "history_tail": history[-5:]}
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final_model = peft_model.merge_and_unload() if peft_model is not None else rm_unwrapped().model
+        final_model.config.update({"mean": reward_stats["mean"], "std": reward_stats["std"], "normalize_reward": False})  # OpenRLHF's fields
         ckpt.save_final(output, final_model, tokenizer, meta)
     accelerator.end_training()
     say(f"saved {output} — " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))

@@ -49,6 +49,34 @@ def test_train_writes_hf_checkpoint_and_metadata(trained):
     assert meta["data"]["train"]["n_loaded"] == 400 and meta["data"]["eval"]["n_loaded"] == 40
     assert meta["metrics"]["accuracy"] >= 0.9
     assert {"torch", "transformers", "rewardlab"} <= set(meta["versions"])
+    # the sequence convention (a decoder: EOS appended, as TRL) and the training-reward statistics are recorded
+    assert meta["sequence"]["append_eos"] is True and meta["sequence"]["eos_token"] == "</s>"
+    stats = meta["reward_stats"]
+    assert stats["n_records"] == 360 and stats["n_sequences"] == 720 and stats["std"] > 0
+    config = json.loads((trained / "config.json").read_text())
+    assert config["mean"] == stats["mean"] and config["std"] == stats["std"]  # where OpenRLHF keeps them
+
+
+def test_normalize_uses_saved_statistics(trained, toy_data, tmp_path):
+    meta = json.loads((trained / "rewardlab.json").read_text())
+    rows = [{"prompt": "What do you think of rain?", "response": " it seems quite great."},
+            {"prompt": "What do you think of chess?", "response": " the answer is rude."}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run("score", "--model", trained, "--input", src, "--output", tmp_path / "raw.jsonl", "--no-progress")
+    out = last_json(run("score", "--model", trained, "--input", src, "--output", tmp_path / "norm.jsonl", "--normalize",
+                        "--no-progress"))
+    assert out["normalized"] is True and out["append_eos"] is True
+    raw = [json.loads(x)["reward"] for x in (tmp_path / "raw.jsonl").read_text().splitlines()]
+    norm = [json.loads(x)["reward"] for x in (tmp_path / "norm.jsonl").read_text().splitlines()]
+    st = meta["reward_stats"]
+    for r, n in zip(raw, norm):
+        assert n == pytest.approx((r - st["mean"]) / st["std"], abs=1e-6)
+    # the saved statistics describe the training rewards: normalised, they have mean ~0 and std ~1 there
+    res = last_json(run("eval", "--model", trained, "--data", toy_data["test"], "--output", tmp_path / "e.json", "--normalize",
+                        "--no-progress", "--bootstrap", "0"))
+    assert res["normalized"] is True and res["reward_stats"]["mean"] == st["mean"]
+    assert res["sequence"] == {**meta["sequence"], "source": "checkpoint"}
 
 
 def test_eval_on_held_out_pairs(trained, toy_data, tmp_path):
@@ -75,7 +103,8 @@ def test_score_matches_plain_transformers(trained, tmp_path):
 
     model = AutoModelForSequenceClassification.from_pretrained(trained).eval()
     tok = AutoTokenizer.from_pretrained(trained)
-    batch = tok([r["prompt"] + r["response"] for r in rows], padding=True, return_tensors="pt")
+    # the text as TRL's RewardTrainer builds it: prompt + response + EOS (rewardlab's convention for a decoder)
+    batch = tok([r["prompt"] + r["response"] + tok.eos_token for r in rows], padding=True, return_tensors="pt")
     with torch.no_grad():
         plain = model(**batch).logits.squeeze(-1).tolist()
     for s, p in zip(scored, plain):

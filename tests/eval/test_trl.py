@@ -2,7 +2,8 @@
 
 What TRL 1.16 does (trl/trainer/reward_trainer.py, read in the installed package):
   * text data: appends the EOS token to ``chosen`` / ``rejected``, then tokenises prompt + chosen
-    (plain concatenation) → rewardlab's ``--append-eos``; responses here start with a space, so
+    (plain concatenation) → rewardlab's default for a decoder checkpoint without rewardlab.json (no flag
+    needed; ``--no-append-eos`` reads one token earlier); responses here start with a space, so
     rewardlab's prompt/response join is the same plain concatenation;
   * pads on the right and reads the reward with the HF sequence-classification head (last non-pad
     token) → rewardlab's last-token pooling;
@@ -57,8 +58,9 @@ def test_trl_reward_trainer_checkpoint_same_accuracy(tiny_llama, tmp_path):
 
     data = tmp_path / "test.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in test))
-    ours = run_eval(EvalConfig(model=str(out), data=str(data), append_eos=True, progress=False, bootstrap=0,
-                               output=str(tmp_path / "eval.json")))
+    ours = run_eval(EvalConfig(model=str(out), data=str(data), progress=False, bootstrap=0,
+                               output=str(tmp_path / "eval.json")))  # no flags
+    assert ours["sequence"]["append_eos"] is True and ours["sequence"]["source"] == "default"
     assert ours["n_pairs"] == N_EVAL
     assert ours["accuracy"] == pytest.approx(trl_metrics["eval_accuracy"], abs=1e-6)  # TRL averages in float32
     assert round(ours["accuracy"] * N_EVAL) == round(trl_metrics["eval_accuracy"] * N_EVAL)  # same number of pairs right
@@ -75,9 +77,9 @@ def test_trl_reward_trainer_checkpoint_same_accuracy(tiny_llama, tmp_path):
 
     rm, rtok, _ = load_reward_model(str(out))
     recs = [PairRecord(r["prompt"], r["chosen"], r["rejected"]) for r in test]
-    mine = np.stack(score_dataset(rm, rtok, recs, append_eos=True).rewards)
+    mine = np.stack(score_dataset(rm, rtok, recs).rewards)
     assert np.max(np.abs(mine - theirs)) < 1e-4
-    # without --append-eos the reward is read one token earlier: different numbers (why the flag exists)
-    plain = np.stack(score_dataset(rm, rtok, recs).rewards)
+    # with --no-append-eos the reward is read one token earlier: different numbers
+    plain = np.stack(score_dataset(rm, rtok, recs, append_eos=False).rewards)
     assert np.max(np.abs(plain - theirs)) > 1e-3
     assert torch.__version__  # torch untouched by the trl install (checked when it was installed)

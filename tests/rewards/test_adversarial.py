@@ -57,11 +57,16 @@ def test_losses_forms_and_accuracy_by_hand():
 # ---------------------------------------------------------------------------- behaviour
 
 
+CALLS = 30
+
+
 @pytest.mark.parametrize("loss", ["bce", "bt"])
 def test_discriminator_learns_to_separate_references_from_samples(tiny_llama, loss):
-    """20 calls of 8 toy pairs (lr 3e-3, one step each). Measured (seed 0): batch accuracy 1.0; on 32 held-out
-    pairs threshold accuracy 1.0 (bce) / 0.95 (bt), every reference above its sample, logit gap ≈ 3.4
-    (from ≈ 0 before training). Thresholds: accuracy ≥ 0.9, mean log σ(d) gap > 0.5."""
+    """30 calls of 8 toy pairs (lr 3e-3, one step each). Measured (seed 0, EOS appended as the sequence convention
+    says for a decoder): last batch accuracy 0.94 (bce) / 1.0 (bt); on 32 held-out pairs threshold accuracy 1.0 /
+    0.98, every reference above its sample, logit gap ≈ 4.5 (from ≈ 0 before training). With 20 calls, as
+    before the convention, it reached 0.875: the reward is read at the EOS, which the 2-layer model has to
+    learn to route the words to. Thresholds: accuracy ≥ 0.9, mean log σ(d) gap > 0.5."""
     torch.manual_seed(0)
     reward = DiscriminatorReward.load(str(tiny_llama), lr=3e-3, loss=loss)
     held = toy_pairs(32, seed=12)
@@ -71,13 +76,13 @@ def test_discriminator_learns_to_separate_references_from_samples(tiny_llama, lo
         return float(np.mean(_score(reward, hp, hc["reference"])) - np.mean(_score(reward, hp, hs)))
 
     before = gap()
-    train = toy_pairs(160, seed=11)
-    for i in range(20):
+    train = toy_pairs(8 * CALLS, seed=11)
+    for i in range(CALLS):
         p, c, cols = columns(train[i * 8: (i + 1) * 8])
         out = reward(p, c, **cols)
         assert len(out) == 8 and all(math.isfinite(v) for v in out)
     assert reward.stats["accuracy"] >= 0.9 and reward.stats["p_ref"] > reward.stats["p_sample"]
-    assert reward.updates == 20 and abs(before) < 0.2
+    assert reward.updates == CALLS and abs(before) < 0.2
     assert gap() > 0.5
     d_ref, d_sample = np.array(reward.logits(hp, hc["reference"])), np.array(reward.logits(hp, hs))
     assert ((d_ref > 0).mean() + (d_sample < 0).mean()) / 2 >= 0.9 and (d_ref > d_sample).mean() >= 0.9
