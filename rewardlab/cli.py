@@ -68,6 +68,7 @@ def config_command(cls, name: str, help: str):
 
 
 def _fail(msg: str) -> None:
+    msg = msg.replace("pass on_bad_record='skip'", "pass --on-bad-record skip")  # the API's words → the flag
     typer.secho(f"error: {msg}", fg="red", err=True)
     raise typer.Exit(2)
 

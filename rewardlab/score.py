@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
-from rewardlab.data.formats import DataError
-
-
-def _open(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+from rewardlab.data.formats import DataError, jsonl_rows
 
 
 def read_jsonl_for_scoring(path: str | Path, prompt_field: str = "prompt", response_field: str = "response"):
@@ -18,36 +13,37 @@ def read_jsonl_for_scoring(path: str | Path, prompt_field: str = "prompt", respo
 
     A row with ``response_field`` gets ``reward``; a row with ``chosen`` and ``rejected`` gets
     ``reward_chosen`` and ``reward_rejected``. The prompt may be absent (the text is scored alone).
+    Lines are read as ``rewardlab train`` reads JSONL (``formats.jsonl_rows``: gzip, BOM); a bad line
+    raises ``DataError`` naming file, line and field, and a file without records is an error too.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     rows, prompts, responses, slots = [], [], [], []
-    with _open(path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{line_no}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-            prompt = row.get(prompt_field, "")
-            if response_field in row:
-                targets = [(response_field, "reward")]
-            elif "chosen" in row and "rejected" in row:
-                targets = [("chosen", "reward_chosen"), ("rejected", "reward_rejected")]
-            else:
-                raise DataError(f"{path}:{line_no}: field {response_field!r}: missing (expected it, or chosen + rejected)")
-            for src, dst in targets:
-                value = row[src]
-                if not isinstance(value, (str, list)):
-                    raise DataError(f"{path}:{line_no}: field {src!r}: expected a string or chat messages, got {type(value).__name__}")
-                prompts.append(prompt)
-                responses.append(value)
-                slots.append((len(rows), dst))
-            rows.append(row)
+    for where, row in jsonl_rows(path):
+        if isinstance(row, DataError):
+            raise row
+        if not isinstance(row, dict):
+            raise DataError(where, None, f"expected a JSON object, got {type(row).__name__}")
+        prompt = row.get(prompt_field, "")
+        if not isinstance(prompt, (str, list)):
+            raise DataError(where, prompt_field, f"expected a string or chat messages, got {type(prompt).__name__}")
+        if response_field in row:
+            targets = [(response_field, "reward")]
+        elif "chosen" in row and "rejected" in row:
+            targets = [("chosen", "reward_chosen"), ("rejected", "reward_rejected")]
+        else:
+            raise DataError(where, response_field, "missing (expected it, or chosen + rejected)")
+        for src, dst in targets:
+            value = row[src]
+            if not isinstance(value, (str, list)):
+                raise DataError(where, src, f"expected a string or chat messages, got {type(value).__name__}")
+            prompts.append(prompt)
+            responses.append(value)
+            slots.append((len(rows), dst))
+        rows.append(row)
+    if not rows:
+        raise DataError(str(path), None, "no records (the file is empty or holds only blank lines)")
     return rows, prompts, responses, slots
 
 

@@ -139,12 +139,20 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig")
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, object]]:
-    with _open_text(path) as f:
-        for n, line in enumerate(f, start=1):
+def jsonl_rows(path: Path) -> Iterator[tuple[str, object]]:
+    """(where, parsed row or DataError) per non-blank line; a line that is not UTF-8 is a DataError naming it."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            where = f"{path}:{n}"
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                yield where, DataError(where, None, f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                                                    f"save the file as UTF-8")
+                continue
             if not line.strip():
                 continue
-            where = f"{path}:{n}"
             try:
                 yield where, json.loads(line)
             except json.JSONDecodeError as e:
@@ -233,7 +241,7 @@ def file_rows(path: Path, split: str | None = None) -> Iterator[tuple[str, objec
     """(where, row) for every record of one data file; a row may be a DataError (an unreadable line)."""
     suffix = _suffix(path)
     if suffix in (".jsonl", ".jsonl.gz"):
-        return _jsonl_rows(path)
+        return jsonl_rows(path)
     if suffix in (".json", ".json.gz"):
         return _json_rows(path, split)
     if suffix == ".csv":

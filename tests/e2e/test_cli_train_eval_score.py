@@ -117,6 +117,32 @@ def test_score_matches_plain_transformers(trained, tmp_path):
         assert abs(s["reward"] - c["reward"]) < 1e-5
 
 
+@pytest.mark.parametrize("content, expected", [
+    (b'{"prompt": "a", "response": "b"}\n{"prompt": "\xff", "response": "x"}\n', ":2: not UTF-8 text (byte 0xff"),
+    (b"", "no records"),
+    (b"\n\n", "no records"),
+    (b'{"prompt": 3, "response": "x"}\n', ":1: field 'prompt': expected a string or chat messages, got int"),
+    (b'{"prompt": "a", "response": null}\n', ":1: field 'response': expected a string or chat messages, got NoneType"),
+    (b'{"prompt": "a"}\n', ":1: field 'response': missing"),
+    (b'[1, 2]\n', ":1: expected a JSON object, got list"),
+    (b'{"prompt": "a", "response": "b"\n', ":1: invalid JSON"),
+])
+def test_score_bad_input_is_a_clear_error(trained, tmp_path, content, expected):
+    """Bad input to `score`: exit 2 with file, line and field; no traceback, nothing written."""
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(content)
+    r = runner.invoke(app, ["score", "--model", str(trained), "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
+    assert r.exit_code == 2 and expected in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_data_error_names_the_flag_on_the_command_line(tiny_llama, tmp_path):
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"prompt": "a", "chosen": 5, "rejected": "b"}\n')
+    r = runner.invoke(app, ["train", "--data", str(src), "--model", str(tiny_llama), "--output", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--on-bad-record skip" in r.output and "on_bad_record=" not in r.output
+
+
 def test_help_lists_verbs():
     out = runner.invoke(app, ["--help"]).stdout
     for verb in ("train", "eval", "score", "tiny-model", "losses", "study", "demo", "optimize"):

@@ -40,7 +40,7 @@ def test_eval_hh_rlhf_skips_malformed_records(tiny_llama, tmp_path):
     rows = (tmp_path / "hh" / "examples.jsonl").read_text().splitlines()
     assert len(rows) == 100 and (tmp_path / "hh" / "report.html").is_file()
     res = CliRunner().invoke(app, ["eval", "--model", str(tiny_llama), "--data", str(HH), "--limit", "100"])
-    assert res.exit_code != 0 and "jsonl.gz:87" in res.output and "on_bad_record='skip'" in res.output
+    assert res.exit_code != 0 and "jsonl.gz:87" in res.output and "--on-bad-record skip" in res.output
 
 
 @pytest.mark.skipif(not FG.is_file(), reason=f"{FG} {ABSENT}")
