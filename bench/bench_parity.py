@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RESULTS, Timer, build, emit, peak_rss_mb, run_contender  # noqa: E402
+from common import CACHE, Timer, build, emit, peak_rss_mb, run_contender, save_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = ROOT / ".." / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
@@ -254,18 +253,8 @@ def main():
                 result, failure = run_contender([__file__, "--contender", name])
                 results.append(result or {"row": row, "tool": tool, "seed": seed, "failed": failure})
                 print(name, json.dumps(results[-1]), flush=True)
-    import platform
-
-    import torch
-
-    setup = {"rows": {r: ROWS[r] for r in args.rows}, "seeds": args.seeds, "cpus": os.cpu_count(),
-             "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(), "precision": "fp32"}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.results}.json").write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
-    md = table(results)
-    (RESULTS / f"{args.results}.md").write_text(md + "\n")
-    print(md)
-
+    save_results(args.results, {"rows": {r: ROWS[r] for r in args.rows}, "seeds": args.seeds, "precision": "fp32"}, results,
+                 table(results))
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, Timer, build, emit, read_pairs, run_contender  # noqa: E402
+from common import Timer, build, emit, read_pairs, run_contender, save_results  # noqa: E402
 
 from rewardlab.train.loop import cpu_has_fast_bf16  # noqa: E402
 
@@ -204,19 +204,9 @@ def main():
     if args.contender:
         return contender(args.contender)
     results = drive(args.only or CONTENDERS)
-    import platform
-
-    import torch
-
-    setup = {"batch_size": BATCH, "lr": LR, "epochs": EPOCHS, "seed": SEED, "max_length": MAX_LENGTH, "cpus": os.cpu_count(),
-             "torch_threads": torch.get_num_threads(), "cpu_fast_bf16": cpu_has_fast_bf16(), "max_steps": MAX_STEPS,
-             "machine": platform.processor() or platform.machine()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.results}.json").write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
-    md = table(results)
-    (RESULTS / f"{args.results}.md").write_text(md + "\n")
-    print(md)
-
+    setup = {"batch_size": BATCH, "lr": LR, "epochs": EPOCHS, "seed": SEED, "max_length": MAX_LENGTH,
+             "cpu_fast_bf16": cpu_has_fast_bf16(), "max_steps": MAX_STEPS}
+    save_results(args.results, setup, results, table(results))
 
 if __name__ == "__main__":
     main()

@@ -74,6 +74,21 @@ def run_contender(argv: list[str], timeout: float | None = None) -> tuple[dict |
     return json.loads(line[0][7:]), ""
 
 
+def save_results(stem: str, setup: dict, results: list[dict], md: str) -> None:
+    """bench/results/STEM.json (the setup, with this machine's CPU count, torch threads and processor, and every
+    result) and STEM.md (the table); the table is printed too."""
+    import platform
+
+    import torch
+
+    setup = {**setup, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+             "machine": platform.processor() or platform.machine()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(md + "\n")
+    print(md)
+
+
 class Timer:
     def __enter__(self):
         self.t0 = time.perf_counter()
