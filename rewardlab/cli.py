@@ -104,7 +104,7 @@ def eval_cmd(cfg: C.EvalConfig):
 def score_cmd(cfg: C.ScoreConfig):
     from rewardlab.data.formats import DataError
     from rewardlab.eval.evaluate import score_texts
-    from rewardlab.models.reward_model import load_reward_model, normalize_rewards
+    from rewardlab.models.reward_model import check_reward_stats, load_reward_model, normalize_rewards
     from rewardlab.score import read_jsonl_for_scoring, write_jsonl
 
     if not cfg.model or not cfg.input or not cfg.output:
@@ -113,7 +113,7 @@ def score_cmd(cfg: C.ScoreConfig):
         rows, prompts, responses, slots = read_jsonl_for_scoring(cfg.input, cfg.prompt_field, cfg.response_field)
         model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos)
         if cfg.normalize:
-            normalize_rewards(0.0, meta["reward_stats"], cfg.model)  # refused before any scoring
+            check_reward_stats(meta["reward_stats"], cfg.model)  # refused before any scoring
     except (DataError, ValueError, FileNotFoundError, OSError) as e:
         _fail(str(e))
     sequence = meta["sequence"]

@@ -30,6 +30,7 @@ from rewardlab.eval import analyze as A
 from rewardlab.eval import metrics as M
 from rewardlab.eval.evaluate import score_dataset
 from rewardlab.eval.layouts import EvalData, load_eval_data
+from rewardlab.models.reward_model import check_reward_stats, normalize_rewards
 from rewardlab.train.checkpoint import versions, write_json_atomic
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -290,6 +291,8 @@ def run_eval(cfg: EvalConfig) -> dict:
     for path, name in zip(paths, names):
         model, tokenizer, meta = load_scorer(path, cfg)
         max_length = cfg.max_length or meta.get("max_length", 512)
+        if cfg.normalize:
+            check_reward_stats(meta.get("reward_stats"), path)  # refused before any scoring
         append_eos = cfg.append_eos if cfg.implicit else None  # None: the convention load_reward_model resolved
         sequence = meta.get("sequence") or {"append_eos": bool(cfg.append_eos), "source": "flag" if cfg.append_eos is not None else "default"}
         print(f"eval {name}: append_eos={sequence['append_eos']} ({sequence['source']})", file=sys.stderr)
@@ -297,8 +300,6 @@ def run_eval(cfg: EvalConfig) -> dict:
                           cfg.padding_side, append_eos, cfg.progress, cfg.shared_prompt)
         del model
         if cfg.normalize:
-            from rewardlab.models.reward_model import normalize_rewards
-
             s = s._replace(rewards=[normalize_rewards(r, meta.get("reward_stats"), path) for r in s.rewards])
         metrics, correct, p = analyse(data, s.rewards, s.lengths, cfg)
         metrics["notes"] = data.notes + metrics.get("notes", [])

@@ -105,6 +105,15 @@ def has_dropout(module: nn.Module) -> bool:
     return any(drops(m) for m in module.modules())
 
 
+def disable_dropout(module: nn.Module) -> None:
+    """Set every rate ``has_dropout`` looks at to 0 (dropout modules and attention dropout rates)."""
+    for m in module.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+        if isinstance(getattr(m, "attention_dropout", None), (int, float)):
+            m.attention_dropout = 0.0
+
+
 POOLED = {"llama": _llama_pooled, "gpt2": _gpt2_pooled}
 
 

@@ -203,13 +203,19 @@ def reward_stats(meta: dict, config) -> dict | None:
     return None
 
 
-def normalize_rewards(rewards, stats: dict | None, where: str = "the model"):
-    """(r - mean) / std with the saved training-reward statistics (``reward_stats``)."""
+def check_reward_stats(stats: dict | None, where: str = "the model") -> dict:
+    """``stats`` if they can normalise rewards; else a ValueError saying why (raised before any scoring)."""
     if not stats:
         raise ValueError(f"--normalize: {where} has no saved reward statistics (rewardlab.json `reward_stats`, or `mean`/`std` "
                          f"in config.json as OpenRLHF writes them); retrain it with rewardlab or drop --normalize")
     if not stats["std"] > 0:
         raise ValueError(f"--normalize: {where} has reward std {stats['std']}; cannot divide by it")
+    return stats
+
+
+def normalize_rewards(rewards, stats: dict | None, where: str = "the model"):
+    """(r - mean) / std with the saved training-reward statistics (``reward_stats``)."""
+    stats = check_reward_stats(stats, where)
     return (rewards - stats["mean"]) / stats["std"]
 
 

@@ -26,6 +26,7 @@ from rewardlab.data.sequence import describe as describe_sequence
 from rewardlab.data.sequence import resolve_append_eos
 from rewardlab.losses.catalogue import get_loss, get_regularizer, resolve_hparams
 from rewardlab.models.gguf import resolve_gguf
+from rewardlab.models.pooled import disable_dropout
 from rewardlab.models.reward_model import RewardModel, load_backbone
 from rewardlab.train import checkpoint as ckpt
 from rewardlab.types import PairBatch, PointBatch, RankBatch, RewardOutput
@@ -343,19 +344,15 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     model_source, gguf_file = (str(resume_from), None) if resume_from else resolve_gguf(cfg.model, cfg.gguf_file)
     model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code, gguf_file=gguf_file)
     if cfg.disable_dropout:
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = 0.0
-            if isinstance(getattr(m, "attention_dropout", None), float):  # attention layers that drop through a rate
-                m.attention_dropout = 0.0
+        disable_dropout(model)
     peft_model = None
     if cfg.lora_r:
         peft_model, model = add_lora(model, cfg)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     rm = RewardModel(model)
-    rm.append_eos, _ = resolve_append_eos(cfg.append_eos, {}, tokenizer, rm.pooling)
-    sequence = {**describe_sequence(rm.append_eos, tokenizer, rm.pooling), "source": "flag" if cfg.append_eos is not None else "default"}
+    rm.append_eos, source = resolve_append_eos(cfg.append_eos, {}, tokenizer, rm.pooling)
+    sequence = {**describe_sequence(rm.append_eos, tokenizer, rm.pooling), "source": source}
     if cfg.compile:
         rm.forward = torch.compile(rm.forward, dynamic=True)
     if use_length_head:

@@ -136,6 +136,15 @@ def test_score_bad_input_is_a_clear_error(trained, tmp_path, content, expected):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_normalize_without_saved_statistics_is_refused(tiny_llama, toy_data, tmp_path):
+    """A folder rewardlab did not train has no reward statistics: --normalize stops before scoring, naming the folder."""
+    for verb, args in (("eval", ["--data", toy_data["test"], "--bootstrap", "0"]),
+                       ("score", ["--input", toy_data["test"], "--output", tmp_path / "o.jsonl"])):
+        r = runner.invoke(app, [verb, "--model", str(tiny_llama), "--normalize", "--no-progress", *map(str, args)])
+        assert r.exit_code == 2 and "no saved reward statistics" in r.output and str(tiny_llama) in r.output, r.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_data_error_names_the_flag_on_the_command_line(tiny_llama, tmp_path):
     src = tmp_path / "bad.jsonl"
     src.write_text('{"prompt": "a", "chosen": 5, "rejected": "b"}\n')

@@ -52,3 +52,17 @@ def test_hidden_features(tiny_models):
         b = tok(TEXTS, padding=True, return_tensors="pt")
         out = RewardModel(model)(b.input_ids, b.attention_mask, return_hidden=True)
         assert out.hidden.shape == (3, model.config.hidden_size)
+
+
+def test_disable_dropout_zeroes_every_rate_has_dropout_sees():
+    """BERT-style modules and an attention rate: has_dropout before, none after (what --disable-dropout does)."""
+    from torch import nn
+
+    from rewardlab.models.pooled import disable_dropout, has_dropout
+
+    attn = nn.Module()
+    attn.attention_dropout = 0.1
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1), attn)
+    assert has_dropout(model)
+    disable_dropout(model)
+    assert not has_dropout(model) and model[1].p == 0.0 and attn.attention_dropout == 0.0
