@@ -105,7 +105,7 @@ def score_contender(name: str, out: Path) -> None:
         result["parameters"] = sum(p.numel() for p in plain.parameters())
         result["tokens"] = sum(len(x) for x in tok(texts)["input_ids"])
     else:
-        from rewardlab.eval.evaluate import score_texts
+        from rewardlab.models.scoring import score_texts
         from rewardlab.models.reward_model import load_reward_model
 
         multiple = int(name[len("rewardlab-pad"):]) if name.startswith("rewardlab-pad") else None  # None: the default

@@ -183,7 +183,7 @@ def run_trl(row: str, seed: int) -> dict:
 def run_rewardlab(row: str, seed: int) -> dict:
     from rewardlab.config import EvalConfig, TrainConfig
     from rewardlab.eval.run import run_eval
-    from rewardlab.perf import tune_allocator
+    from rewardlab.runtime import tune_allocator
     from rewardlab.train.loop import train
 
     tune_allocator()  # as the `rewardlab` command sets up its process

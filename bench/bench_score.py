@@ -3,7 +3,7 @@
 Both score the same 4,000 texts (the benchmark's test pairs) with the same model; rewards must agree
 (fp32: within 1e-4). Also reports the achieved FLOP rate against the matrix-multiply peak measured
 here, for the ~5M benchmark model and a ~20M one. Every contender runs in its own process, set up
-as its command would set it up (rewardlab: ``rewardlab.perf.tune_allocator``, as the CLI does), and
+as its command would set it up (rewardlab: ``rewardlab.runtime.tune_allocator``, as the CLI does), and
 the variants show what each of rewardlab's choices gives.
 
     python bench/bench_score.py
@@ -76,7 +76,7 @@ def contender(name: str, model: str, out: Path) -> None:
     import torch
 
     if name.startswith("rewardlab") and name != "rewardlab-nomalloc" or name == "pipeline-malloc":
-        from rewardlab.perf import tune_allocator  # what the `rewardlab` command line does first
+        from rewardlab.runtime import tune_allocator  # what the `rewardlab` command line does first
 
         tune_allocator()
     texts = texts_of(build())
@@ -96,7 +96,7 @@ def contender(name: str, model: str, out: Path) -> None:
         result["tokens"] = sum(len(x) for x in tok(texts)["input_ids"])
         result["forward_flops_per_token"] = forward_flops_per_token(plain.config, result["tokens"] / len(texts))
     else:
-        from rewardlab.eval.evaluate import compile_scorer, score_texts
+        from rewardlab.models.scoring import compile_scorer, score_texts
         from rewardlab.models.reward_model import load_reward_model
 
         rm, rtok, _ = load_reward_model(str(md))
@@ -133,7 +133,7 @@ def main():
     import torch
 
     from rewardlab.models.tiny import save_tiny
-    from rewardlab.train.loop import cpu_has_fast_bf16
+    from rewardlab.runtime import cpu_has_fast_bf16
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--contender", help=argparse.SUPPRESS)

@@ -25,7 +25,7 @@ def main():
     import torch
 
     from rewardlab.data.formats import load_records
-    from rewardlab.eval.evaluate import encode_sequences, score_dataset, shared_prefixes
+    from rewardlab.models.scoring import encode_sequences, score_dataset, shared_prefixes
     from rewardlab.models.reward_model import load_reward_model
 
     if not DATA.is_dir():

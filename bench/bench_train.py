@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Timer, build, emit, read_pairs, run_contender, save_results  # noqa: E402
 
-from rewardlab.train.loop import cpu_has_fast_bf16  # noqa: E402
+from rewardlab.runtime import cpu_has_fast_bf16  # noqa: E402
 
 BATCH, EPOCHS, SEED, MAX_LENGTH = 16, 2, 0, 256
 # bench/bench_gpu.py runs the same contenders on a CUDA GPU with a ~0.5B config (BENCH_DEVICE=cuda BENCH_SIZE=0.5b)
@@ -71,7 +71,7 @@ def run_rewardlab(paths: dict, precision: str) -> dict:
     from rewardlab.config import TrainConfig
     from rewardlab.train.loop import train
 
-    from rewardlab.train.loop import resolve_precision
+    from rewardlab.runtime import resolve_precision
 
     out = tempfile.mkdtemp()
     # default, fp32, compiled, gc, chunksN (N forwards per batch), groupsN (backward per N groups of pairs),
@@ -149,7 +149,7 @@ RUNNERS = {"trl": run_trl, "rewardlab": run_rewardlab, "plain": run_plain}
 def contender(name: str) -> None:
     kind, precision = name.split("-")
     if kind == "rewardlab" and precision != "nomalloc":  # as the `rewardlab` command line sets up its process
-        from rewardlab.perf import tune_allocator
+        from rewardlab.runtime import tune_allocator
 
         tune_allocator()
     paths = build(size=SIZE)

@@ -103,7 +103,7 @@ def eval_cmd(cfg: C.EvalConfig):
 @config_command(C.ScoreConfig, "score", "Add a `reward` field to every record of a JSONL file.")
 def score_cmd(cfg: C.ScoreConfig):
     from rewardlab.data.formats import DataError
-    from rewardlab.eval.evaluate import score_texts
+    from rewardlab.models.scoring import score_texts
     from rewardlab.models.reward_model import check_reward_stats, load_reward_model, normalize_rewards
     from rewardlab.score import read_jsonl_for_scoring, write_jsonl
 
@@ -120,7 +120,7 @@ def score_cmd(cfg: C.ScoreConfig):
     typer.echo(f"score: append_eos={sequence['append_eos']} ({sequence['source']})", err=True)
     max_length = cfg.max_length or meta.get("max_length", 512)
     if cfg.compile:
-        from rewardlab.eval.evaluate import compile_scorer
+        from rewardlab.models.scoring import compile_scorer
 
         model = compile_scorer(model)
     rewards, truncation = score_texts(model, tokenizer, prompts, responses, cfg.batch_size, max_length, cfg.truncation_side,
@@ -235,7 +235,7 @@ def tiny_model_cmd(
 
 
 def main():
-    from rewardlab.perf import tune_allocator
+    from rewardlab.runtime import tune_allocator
 
     tune_allocator()
     app()

@@ -187,8 +187,8 @@ def train_lora(backbone: str, records: list, loss: str, hp: dict, *, epochs: flo
 
 
 def score_pairs_of_texts(model, tokenizer, texts: list, max_length: int, batch_size: int = 32) -> np.ndarray:
-    """Rewards (N,) of (prompt, response) texts with a RewardModel (``eval.evaluate.score_texts``)."""
-    from rewardlab.eval.evaluate import score_texts
+    """Rewards (N,) of (prompt, response) texts with a RewardModel (``models.scoring.score_texts``)."""
+    from rewardlab.models.scoring import score_texts
 
     rewards, _ = score_texts(model, tokenizer, [p for p, _ in texts], [r for _, r in texts], batch_size, max_length, "left")
     return rewards

@@ -14,7 +14,7 @@ log π(y|x) = Σ_t log π(y_t | x, y_<t), summed over the response tokens only.
                  scale β (Meng et al., 2024, "SimPO: Simple Preference Optimization with a
                  Reference-Free Reward"). Scale does not change accuracy or rankings.
 
-Which tokens count as the response is decided when encoding (``eval.evaluate.encode_sequences``):
+Which tokens count as the response is decided when encoding (``models.scoring.encode_sequences``):
 the tokens after the longest prefix shared with the tokenised prompt. The first real token of a row
 has no prediction and never counts. Position ids come from the attention mask, so rewards do not
 depend on the padding side or the batch (as ``RewardModel``'s last-token pooling).
@@ -51,7 +51,7 @@ def sequence_logprobs(lm: nn.Module, input_ids: torch.Tensor, attention_mask: to
 class ImplicitRewardModel(nn.Module):
     """A causal LM (and, for "dpo", a reference LM) seen as a reward model: ``forward`` returns rewards (N,).
 
-    ``eval.evaluate.score_ids`` passes the response mask because ``needs_response_mask`` is True.
+    ``models.scoring.score_ids`` passes the response mask because ``needs_response_mask`` is True.
     """
 
     needs_response_mask = True

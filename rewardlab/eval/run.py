@@ -28,10 +28,11 @@ import torch
 from rewardlab.config import EvalConfig, save_config, to_dict
 from rewardlab.eval import analyze as A
 from rewardlab.eval import metrics as M
-from rewardlab.eval.evaluate import score_dataset
+from rewardlab.models.scoring import score_dataset
 from rewardlab.eval.layouts import EvalData, load_eval_data
 from rewardlab.models.reward_model import check_reward_stats, normalize_rewards
-from rewardlab.train.checkpoint import versions, write_json_atomic
+from rewardlab.checkpoint import versions, write_json_atomic
+from rewardlab.runtime import resolve_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -39,11 +40,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # --------------------------------------------------------------------------- models
 
 
-def resolve_device(device: str) -> torch.device:
-    """"auto" → cuda when available, else cpu; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_scorer(path: str, cfg: EvalConfig):
@@ -61,7 +57,7 @@ def load_scorer(path: str, cfg: EvalConfig):
                                                    append_eos=cfg.append_eos)
     model = model.to(resolve_device(cfg.device)).eval()
     if cfg.compile:
-        from rewardlab.eval.evaluate import compile_scorer
+        from rewardlab.models.scoring import compile_scorer
 
         model = compile_scorer(model)
     return model, tokenizer, meta

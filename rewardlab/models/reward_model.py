@@ -228,7 +228,7 @@ def load_reward_model(name_or_path: str, *, trust_remote_code: bool = False, dty
     model; ``meta["sequence"]`` says what was chosen and why, ``meta["reward_stats"]`` the saved reward mean/std.
     """
     from rewardlab.data.sequence import describe, resolve_append_eos
-    from rewardlab.train.checkpoint import read_metadata
+    from rewardlab.checkpoint import read_metadata
 
     model, tokenizer = load_backbone(name_or_path, trust_remote_code=trust_remote_code, dtype=dtype)
     meta = read_metadata(name_or_path)

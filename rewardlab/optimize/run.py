@@ -114,12 +114,12 @@ class Session:
     def __init__(self, cfg: OptimizeConfig, log=print, value_head: bool = False):
         from accelerate import Accelerator
 
-        from rewardlab.train.loop import _reset_accelerator_state
+        from rewardlab.runtime import reset_accelerator_state
 
         if cfg.policy is None:
             raise ValueError("give --policy (a causal LM folder or hub id; `rewardlab optimize policy` trains a tiny one)")
         self.cfg, self.print = cfg, log
-        _reset_accelerator_state()  # an earlier train/optimize in this process may have fixed other settings
+        reset_accelerator_state()  # an earlier train/optimize in this process may have fixed other settings
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision)
         self.out = Path(cfg.output)
         self.task = gold_task(cfg.task_seed)

@@ -133,7 +133,7 @@ class DiscriminatorReward:
         """From a reward-model folder (rewardlab checkpoint or 1-label HF classifier; a causal LM gets a fresh
         head); a folder written by :meth:`save` also restores the optimiser, replay buffer and update count."""
         from rewardlab.models.reward_model import load_reward_model
-        from rewardlab.train.checkpoint import STATE
+        from rewardlab.checkpoint import STATE
 
         model, tokenizer, meta = load_reward_model(str(path))
         if device is not None:
@@ -163,7 +163,7 @@ class DiscriminatorReward:
 
     def save(self, path) -> Path:
         """A reward-model folder (``rm:PATH`` loads it) + the optimiser state, buffer and update count."""
-        from rewardlab.train.checkpoint import save_model_folder
+        from rewardlab.checkpoint import save_model_folder
 
         meta = {"format": "rewardlab-discriminator", "pooling": self.model.pooling, "max_length": self.max_length,
                 "loss": self.loss, "form": self.form, "updates": self.updates, "sequence": {"append_eos": self.model.append_eos}}
@@ -195,7 +195,7 @@ class DiscriminatorReward:
 
     def logits(self, prompts: Sequence, completions: Sequence) -> list[float]:
         """Discriminator logits d = D(x, y), eval mode, through ``score_texts`` (as ``rm:PATH`` scores)."""
-        from rewardlab.eval.evaluate import score_texts
+        from rewardlab.models.scoring import score_texts
 
         if not completions:
             return []

@@ -2,7 +2,7 @@
 
 An RM reward scores ``(prompt, completion)`` with a rewardlab checkpoint or any 1-label Hugging
 Face sequence classifier (loaded by :func:`rewardlab.models.reward_model.load_reward_model`), in
-length-sorted batches, through :func:`rewardlab.eval.evaluate.score_texts` — the same code path
+length-sorted batches, through :func:`rewardlab.models.scoring.score_texts` — the same code path
 as ``rewardlab score``, so rewards do not depend on the batch or its padding.
 
 Ensembles aggregate M member rewards per completion, r ∈ R^{M×N}:
@@ -73,7 +73,7 @@ class RMReward:
                    name=name or f"rm:{path}")
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **columns) -> list[float]:
-        from rewardlab.eval.evaluate import score_texts
+        from rewardlab.models.scoring import score_texts
 
         n = check_inputs(prompts, completions, columns)
         if n == 0:

@@ -28,7 +28,8 @@ from rewardlab.losses.catalogue import get_loss, get_regularizer, resolve_hparam
 from rewardlab.models.gguf import resolve_gguf
 from rewardlab.models.pooled import disable_dropout
 from rewardlab.models.reward_model import RewardModel, load_backbone
-from rewardlab.train import checkpoint as ckpt
+from rewardlab import checkpoint as ckpt
+from rewardlab.runtime import reset_accelerator_state, resolve_precision
 from rewardlab.types import PairBatch, PointBatch, RankBatch, RewardOutput
 
 # The data form each loss family trains on, unless the loss names one.
@@ -202,14 +203,6 @@ def make_scheduler(optimizer, kind: str, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """AVX-512 BF16 or AMX: a bf16 matrix multiply beats fp32 on this CPU."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:  # not Linux: stay in fp32
-        return False
-    # Not oneDNN's own check: it also says yes for AVX-512 without BF16, where bf16 runs slower than fp32.
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_length_chunks(chunks: int, device: torch.device) -> int:
@@ -232,22 +225,8 @@ def resolve_backward_groups(groups: int, device: torch.device, splittable: bool)
     return 2 if device.type == "cpu" and splittable else 1
 
 
-def _reset_accelerator_state() -> None:
-    """Forget the settings an earlier Accelerator in this process fixed (mixed precision, say), so ``train`` can
-    follow an ``optimize`` run or another ``train`` with other settings. The process group (PartialState) stays."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
 
 
-def resolve_precision(precision: str) -> str:
-    """``auto`` → bf16 where the hardware runs it fast (measured: bench/results/train.md), else no."""
-    if precision != "auto":
-        return precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    return "bf16" if cpu_has_fast_bf16() else "no"
 
 
 def add_lora(model, cfg: TrainConfig):
@@ -291,7 +270,7 @@ def training_reward_stats(model, tokenizer, records: list, max_length: int, trun
                           n: int = 1000) -> dict:
     """Mean and std of the trained RM's rewards on (a seeded sample of at most ``n``) training records: saved with
     the model so ``score``/``eval --normalize`` can report (r - mean) / std, as OpenRLHF does."""
-    from rewardlab.eval.evaluate import score_dataset
+    from rewardlab.models.scoring import score_dataset
 
     idx = np.sort(np.random.default_rng(seed).permutation(len(records))[:n])
     scored = score_dataset(model, tokenizer, [records[i] for i in idx], 32, max_length, truncation_side)
@@ -321,7 +300,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     use_length_head = any("length_rewards" in r.inputs for r, _, _ in regs)  # ODIN: a second, length head during training
 
     precision = resolve_precision(cfg.mixed_precision)
-    _reset_accelerator_state()
+    reset_accelerator_state()
     accelerator = Accelerator(
         cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),  # CPU: multi-process DDP over gloo
         mixed_precision=precision,

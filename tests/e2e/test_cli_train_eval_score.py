@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
-from rewardlab.train.checkpoint import checkpoint_steps
+from rewardlab.checkpoint import checkpoint_steps
 
 runner = CliRunner()
 

@@ -8,7 +8,8 @@ import pytest
 
 from eval.helpers import LengthRM, WordRM, word_tokenizer
 from rewardlab.eval import analyze as A
-from rewardlab.eval.evaluate import encode_sequences, evaluate_records, score_dataset, score_ids
+from rewardlab.models.scoring import encode_sequences, score_dataset, score_ids
+from rewardlab.eval.evaluate import evaluate_records
 from rewardlab.types import LabelRecord, PairRecord, RankRecord, RatingRecord
 
 # prompt "q a" is 2 tokens; responses are counted in words (one token per word)

@@ -8,7 +8,7 @@ import torch
 
 from rewardlab.config import EvalConfig
 from rewardlab.data.render import prompt_text, render
-from rewardlab.eval.evaluate import score_dataset
+from rewardlab.models.scoring import score_dataset
 from rewardlab.eval.implicit import ImplicitRewardModel, load_implicit_reward_model
 from rewardlab.eval.run import run_eval
 from rewardlab.types import PairRecord

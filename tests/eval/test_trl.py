@@ -71,7 +71,7 @@ def test_trl_reward_trainer_checkpoint_same_accuracy(tiny_llama, tmp_path):
     theirs = np.stack([pred[:N_EVAL], pred[N_EVAL:]], 1)  # (B, 2)
     rows_out = json.loads((tmp_path / "eval.json").read_text())
     assert rows_out["accuracy"] == ours["accuracy"]
-    from rewardlab.eval.evaluate import score_dataset
+    from rewardlab.models.scoring import score_dataset
     from rewardlab.models.reward_model import load_reward_model
     from rewardlab.types import PairRecord
 

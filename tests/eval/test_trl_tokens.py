@@ -60,7 +60,7 @@ def test_same_ids_and_same_reward_token_as_trl(tiny_llama, tmp_path, kind):
     from trl import RewardConfig, RewardTrainer
 
     from rewardlab.data.sequence import default_append_eos
-    from rewardlab.eval.evaluate import encode_sequences, score_dataset
+    from rewardlab.models.scoring import encode_sequences, score_dataset
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.types import PairRecord
 

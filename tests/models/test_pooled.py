@@ -143,7 +143,7 @@ def test_unknown_layers_run_in_full_and_weights_are_untouched(tiny_models, tmp_p
 
 
 def test_score_ids_pads_to_a_multiple_with_the_same_rewards(tiny_llama):
-    from rewardlab.eval.evaluate import pad_batch, score_ids
+    from rewardlab.models.scoring import pad_batch, score_ids
 
     ids, mask = pad_batch([[5, 6, 7], [8]], 0, "right", multiple=8)
     assert ids.shape == (2, 8) and mask.sum().item() == 4

@@ -148,7 +148,7 @@ def test_spec_catalogue_builds_sums_and_rejects_unknown_kinds():
 def test_rm_reward_and_ensemble_of_saved_models(tiny_llama):
     """An RM reward equals score_texts on the same model; an ensemble of two copies with mean equals it too,
     and mean_std of identical members has no penalty."""
-    from rewardlab.eval.evaluate import score_texts
+    from rewardlab.models.scoring import score_texts
     from rewardlab.models.reward_model import load_reward_model
 
     prompts, comps = ["What do you think of coffee?"] * 3, ["great and kind.", "awful.", "it is about this topic"]

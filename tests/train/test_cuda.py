@@ -23,7 +23,7 @@ def test_train_on_cuda_defaults_to_bf16_and_learns(toy_data, tiny_llama, tmp_pat
 
 
 def test_cuda_rewards_equal_cpu_rewards_fp32_and_track_them_in_bf16(tiny_llama):
-    from rewardlab.eval.evaluate import score_texts
+    from rewardlab.models.scoring import score_texts
     from rewardlab.models.reward_model import load_reward_model
     from toydata import toy_pairs
 
@@ -39,7 +39,7 @@ def test_cuda_rewards_equal_cpu_rewards_fp32_and_track_them_in_bf16(tiny_llama):
 
 
 def test_cuda_pooled_last_layer_matches_the_full_forward_in_bf16(tiny_llama):
-    from rewardlab.eval.evaluate import score_texts
+    from rewardlab.models.scoring import score_texts
     from rewardlab.models.reward_model import load_reward_model
     from toydata import toy_pairs
 

@@ -1,4 +1,4 @@
-"""Process settings the command line applies (rewardlab.perf)."""
+"""Process settings the command line applies (rewardlab.runtime)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from rewardlab.perf import tune_allocator
+from rewardlab.runtime import tune_allocator
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
@@ -18,10 +18,10 @@ def test_tune_allocator_applies_on_glibc_and_can_be_turned_off(monkeypatch):
 
 def test_the_command_line_tunes_the_allocator_first(monkeypatch):
     import rewardlab.cli as cli
-    import rewardlab.perf as perf
+    import rewardlab.runtime as runtime
 
     calls = []
-    monkeypatch.setattr(perf, "tune_allocator", lambda: calls.append("tuned") or True)
+    monkeypatch.setattr(runtime, "tune_allocator", lambda: calls.append("tuned") or True)
     monkeypatch.setattr(cli, "app", lambda: calls.append("app"))
     cli.main()
     assert calls == ["tuned", "app"]
