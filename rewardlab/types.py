@@ -11,7 +11,7 @@ Records carry ``source`` ("file:line") so that any later error can name where th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple, Union
 
 import torch

@@ -1,15 +1,17 @@
 """The package's layers: every import of a rewardlab module points down (or stays inside its own package).
 
-    9  __main__                                        python -m rewardlab
-    8  cli                                             the command line
-    7  analysis, optimize, serve, explain              verbs built on the layers below
-    6  rewards, score                                  rewards for optimisation; the score verb
-    5  train                                           the training loop
-    4  eval                                            metrics, evaluation runs, reports of evaluation
-    3  models, config                                  the reward model, scoring; typed configs
+   10  __main__                                        python -m rewardlab
+    9  cli                                             the command line
+    8  analysis, optimize, serve, explain              verbs built on the layers below
+    7  rewards, score                                  rewards for optimisation; the score verb
+    6  train                                           the training loop
+    5  eval                                            metrics, evaluation runs, reports of evaluation
+    4  config                                          typed configs (checked against the catalogues below)
+    3  models                                          the reward model, scoring beside it
     2  data, tasks                                     records, formats, tokenisation; the built-in task
     1  losses                                          pure loss functions (torch only)
-    0  types, checkpoint, runtime, report, rewardlab   shared pieces every layer may use
+    0  types, checkpoint, runtime, report, client,     shared pieces every layer may use (client: stdlib + httpx only)
+       rewardlab
 
 docs/architecture.md explains where new code goes. Imports inside functions count too: a deferred import
 may put off a heavy import, never hide an upward one.
@@ -24,10 +26,11 @@ from pathlib import Path
 import rewardlab
 
 LAYERS = [
-    {"types", "checkpoint", "runtime", "report", ""},
+    {"types", "checkpoint", "runtime", "report", "client", ""},
     {"losses"},
     {"data", "tasks"},
-    {"models", "config"},
+    {"models"},
+    {"config"},
     {"eval"},
     {"train"},
     {"rewards", "score"},
@@ -95,4 +98,4 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     (fake / "__init__.py").write_text("")
     (fake / "models" / "x.py").write_text("import torch\n\ndef f():\n    from rewardlab.train.loop import train\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", fake)
-    assert violations() == ["rewardlab/models/x.py:4: models (layer 3) imports rewardlab.train.loop (layer 5)"]
+    assert violations() == ["rewardlab/models/x.py:4: models (layer 3) imports rewardlab.train.loop (layer 6)"]

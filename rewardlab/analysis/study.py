@@ -28,7 +28,9 @@ import numpy as np
 from rewardlab.analysis import study_data as D
 from rewardlab.analysis import study_metrics as M
 from rewardlab.analysis import study_report as R
-from rewardlab.config import DemoConfig, StudyConfig, save_config, to_dict
+from rewardlab.config import CONFIG_FILE, DemoConfig, StudyConfig, save_config, to_dict
+from rewardlab.eval.metrics import best_of_n_expectation, pair_probabilities, reliability_curve
+from rewardlab.losses.catalogue import get_loss, resolve_hparams
 
 RESULT = "result.json"
 REWARDS = "test_rewards.npy"
@@ -69,15 +71,11 @@ def shard_of(runs: list[RunSpec], shard: str | None) -> list[RunSpec]:
 
 def run_hparams(cfg: StudyConfig, loss: str, flip_rate: float) -> dict:
     """The loss's hyperparameters for a cell: catalogue defaults ← cfg.loss_args, with `noise` → ε."""
-    from rewardlab.losses.catalogue import get_loss, resolve_hparams
-
     given = {k: (flip_rate if v == "noise" else v) for k, v in cfg.loss_args.get(loss, {}).items()}
     return resolve_hparams(get_loss(loss), given)
 
 
 def data_form_of(loss: str) -> str:
-    from rewardlab.losses.catalogue import get_loss
-
     return get_loss(loss).data_form
 
 
@@ -180,24 +178,18 @@ def _rewards_of(cfg: StudyConfig, ctx: dict, spec: RunSpec, data: D.FormData, te
     from rewardlab.analysis import study_train as T
 
     hp = run_hparams(cfg, spec.loss, spec.flip_rate)
-    from rewardlab.losses.catalogue import get_loss
-
     loss_spec = get_loss(spec.loss)
     if cfg.mode == "head":
         x_train = _features(ctx["feature_dir"], D.rendered(data.texts))
         head, seconds = T.timed(T.train_head, x_train, data, loss_spec, hp, kind=cfg.head, hidden=cfg.head_hidden, epochs=cfg.head_epochs,
                                 lr=cfg.head_lr, weight_decay=cfg.head_weight_decay, batch_size=cfg.head_batch_size, seed=spec.seed)
         return T.head_rewards(head, _features(ctx["feature_dir"], D.rendered(texts))), seconds
-    if cfg.mode == "full":
-        out = run_dir / "model"
-        (model, tok), seconds = T.timed(T.train_full, ctx["backbone_path"], data.records, spec.loss, hp, out, epochs=cfg.epochs,
-                                        lr=cfg.lr, batch_size=cfg.batch_size, max_length=cfg.max_length, seed=spec.seed)
-    else:
-        (model, tok), seconds = T.timed(T.train_lora, ctx["backbone_path"], data.records, spec.loss, hp, epochs=cfg.epochs, lr=cfg.lr,
-                                        batch_size=cfg.batch_size, max_length=cfg.max_length, seed=spec.seed, r=cfg.lora_r,
-                                        alpha=cfg.lora_alpha)
+    out = run_dir / "model"  # full and LoRA modes: the trainer's own loop (LoRA adapters merged into the saved model)
+    (model, tok), seconds = T.timed(T.train_full, ctx["backbone_path"], data.records, spec.loss, hp, out, epochs=cfg.epochs,
+                                    lr=cfg.lr, batch_size=cfg.batch_size, max_length=cfg.max_length, seed=spec.seed,
+                                    lora_r=cfg.lora_r if cfg.mode == "lora" else 0, lora_alpha=cfg.lora_alpha)
     rewards = T.score_pairs_of_texts(model, tok, texts, cfg.max_length)
-    if cfg.mode == "full" and not cfg.keep_models:
+    if not cfg.keep_models:
         shutil.rmtree(run_dir / "model", ignore_errors=True)
     return rewards, seconds
 
@@ -235,8 +227,6 @@ def execute_run(job: dict) -> dict:
 
 
 def _family(loss: str) -> str:
-    from rewardlab.losses.catalogue import get_loss
-
     return get_loss(loss).family
 
 
@@ -356,7 +346,7 @@ def run_study(cfg: StudyConfig, log=print, show: bool = True) -> dict:
     t_start = time.perf_counter()
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "study_config.yaml")
+    save_config(cfg, out / CONFIG_FILE)
     plan = plan_runs(cfg)
     mine = shard_of(plan, cfg.shard)
     keys = {s.run_id: run_key(cfg, s) for s in plan}
@@ -408,8 +398,8 @@ def reference_values(cfg: StudyConfig) -> dict:
         return {}
     pool = D.task_pool(cfg.test_prompts, cfg.candidates, cfg.test_seed)
     g, ln = pool.gold.ravel(), pool.n_words.ravel().astype(float)
-    return {"gold_length_corr": M._pearson(g, ln), "bon_oracle": {str(n): M.best_of_n_expectation(pool.gold, pool.gold, n)
-                                                                   for n in M.n_grid(cfg.candidates)},
+    return {"gold_length_corr": M._pearson(g, ln), "bon_oracle": {str(n): best_of_n_expectation(pool.gold, pool.gold, n)
+                                                                  for n in M.n_grid(cfg.candidates)},
             "gold_mean": float(g.mean()), "gold_std": float(g.std()), "n_test_pairs": int(len(D.held_out_pairs(pool, 0.0, 0.0, cfg.test_seed)["gold"]))}
 
 
@@ -428,8 +418,6 @@ def _correctness(cfg: StudyConfig, results: list[dict], folder: Path) -> dict:
 
 def _reliability(cfg: StudyConfig, results: list[dict], folder: Path, summary: list[dict]) -> dict:
     """Per loss: reliability curve of σ(Δ) against the labels at the highest ε (main λ, n), seeds pooled."""
-    from rewardlab.eval.metrics import pair_probabilities, reliability_curve
-
     lam, n = R.main_cell(summary)
     eps = max(cfg.flip_rates)
     out = {}
@@ -469,7 +457,7 @@ def write_outputs(cfg: StudyConfig, results: list[dict], n_planned: int, timing:
     meta = study_meta(cfg, results, n_planned, reference, timing)
     blocks = R.report_blocks(meta, summary, found, plots, has_gold, baseline)
     paths = {"results.json": folder / "results.json", "results.csv": folder / "results.csv", "summary.csv": folder / "summary.csv",
-             "report.md": folder / "report.md", "report.html": folder / "report.html", "study_config.yaml": folder / "study_config.yaml",
+             "report.md": folder / "report.md", "report.html": folder / "report.html", "rewardlab_config.yaml": folder / "rewardlab_config.yaml",
              **{f"{k}.png": Path(v) for k, v in plots.items()}}
     R.write_csv(paths["results.csv"], rows)
     R.write_csv(paths["summary.csv"], summary)

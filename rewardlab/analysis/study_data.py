@@ -49,6 +49,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from rewardlab.data.convert import rankings_to_pairs
+from rewardlab.data.formats import load_records
 from rewardlab.data.render import render
 from rewardlab.tasks.gold import MARGIN_BUCKETS, MARGIN_MODES, GoldTask
 from rewardlab.tasks.labeler import DEFAULT_LENGTH_SCALE, label_pair, plackett_luce_ranks
@@ -257,8 +259,6 @@ class UserData:
 
 def load_user_data(source: str, form: str, columns: dict, test_fraction: float, seed: int) -> UserData:
     """Load pairs or rankings from ``source`` and split them by a permutation seeded with ``seed``."""
-    from rewardlab.data.formats import load_records
-
     if form not in ("pairs", "rankings"):
         raise ValueError(f"a study on user data takes pairs or rankings (human comparisons), got data form {form!r}")
     records, report = load_records(source, form=form, columns=columns or None)
@@ -279,8 +279,6 @@ def user_train_data(data: UserData, form: str, n: int, flip_rate: float, seed: i
     """The run's training data from user records: a seeded subsample of n labelled responses (0 = all),
     in ``form`` (rankings become pairs for pairwise losses, ``data.convert.rankings_to_pairs``), with
     labels flipped at rate ε (pairs: swapped; rankings: a random permutation with probability 2ε)."""
-    from rewardlab.data.convert import rankings_to_pairs
-
     rng = np.random.default_rng([int(seed), _FORM_STREAM["user"], int(round(flip_rate * 1e6))])
     records = list(data.train)
     size = sum(len(r.responses) if isinstance(r, RankRecord) else 2 for r in records)
@@ -337,8 +335,6 @@ def records_to_form(records: list, form: str) -> FormData:
 
 def user_held_out_pairs(data: UserData) -> FormData:
     """Held-out human comparisons as pairs (rankings: every strictly ordered pair); ties left out."""
-    from rewardlab.data.convert import rankings_to_pairs
-
     records = data.test if data.form == "pairs" else rankings_to_pairs(data.test)
     records = [r for r in records if not r.tie]
     if not records:

@@ -12,7 +12,7 @@ Per run (built-in task):
     ece_labels, brier_labels   the same against the labeler's choices (what a BT model claims to predict)
     length_corr       Pearson ρ(R, ℓ); the gold's own ρ(G, ℓ) is reported beside it
     reward_std        std of R (the reward's scale)
-    bon_N             gold of best-of-N, exact expectation (``best_of_n_expectation``), mean over prompts
+    bon_N             gold of best-of-N, exact expectation (``eval.metrics.best_of_n_expectation``), mean over prompts
 On user data the gold metrics are absent and ``*_labels`` use the held-out human labels.
 
 Across seeds (``mean_ci``): mean and the Student-t 95% interval mean ± t_{0.975, n−1}·sd/√n;
@@ -28,7 +28,8 @@ import math
 import numpy as np
 from scipy import stats
 
-from rewardlab.eval.metrics import pairwise_calibration, paired_difference
+from rewardlab.eval.analyze import correlations
+from rewardlab.eval.metrics import best_of_n_expectation, correct_pairs, pairwise_calibration, paired_difference
 
 RUN_METRICS = ("accuracy_gold", "accuracy_labels", "spearman_gold", "ece_gold", "brier_gold", "ece_labels",
                "brier_labels", "length_corr", "reward_std")
@@ -46,48 +47,19 @@ def n_grid(candidates: int) -> list[int]:
     return out + [candidates]
 
 
-def best_of_n_weights(c: int, n: int) -> np.ndarray:
-    """w_j = C(c − j, n − 1) / C(c, n), j = 1 … c: the probability that the j-th best-rewarded of c
-    candidates is the best-rewarded member of a uniformly random n-subset (Σ_j w_j = 1)."""
-    if not 1 <= n <= c:
-        raise ValueError(f"need 1 <= n <= c, got n={n}, c={c}")
-    total = math.comb(c, n)
-    return np.array([math.comb(c - j, n - 1) / total for j in range(1, c + 1)])  # (c,)
-
-
-def best_of_n_expectation(rewards: np.ndarray, gold: np.ndarray, n: int) -> float:
-    """E[gold of the best-of-n pick], n candidates drawn without replacement from each prompt's C.
-
-    E_n = mean over prompts of Σ_j w_j g_(j), g_(j) the gold of the j-th highest reward
-    (``best_of_n_weights``). n = 1 gives the mean gold; n = C the gold of the top-rewarded candidate.
-    Example: rewards [3, 1, 2], gold [0, 3, 6], n = 2: sorted by reward, gold (0, 6, 3), w = (2/3, 1/3, 0)
-    → 0·2/3 + 6·1/3 = 2.
-    """
-    r, g = np.atleast_2d(np.asarray(rewards, float)), np.atleast_2d(np.asarray(gold, float))  # (M, C)
-    if r.shape != g.shape:
-        raise ValueError(f"rewards and gold must have the same shape, got {r.shape} and {g.shape}")
-    order = np.argsort(-r, axis=1, kind="stable")  # (M, C) best reward first
-    g_sorted = np.take_along_axis(g, order, axis=1)  # (M, C)
-    return float((g_sorted @ best_of_n_weights(r.shape[1], n)).mean())
-
-
 def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
-    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-        return None
-    return float(stats.pearsonr(x, y).statistic)
+    return correlations(x, y)["pearson"]
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-        return None
-    return float(stats.spearmanr(x, y).statistic)
+    return correlations(x, y)["spearman"]
 
 
 def pair_metrics(rewards_flat: np.ndarray, pairs: np.ndarray, prefix: str) -> dict:
     """accuracy, ECE and Brier of σ(Δ) on pairs (B, 2) [first should win, second] of flat rewards."""
     rc, rr = rewards_flat[pairs[:, 0]], rewards_flat[pairs[:, 1]]  # (B,)
     cal = pairwise_calibration(rc, rr)
-    return {f"accuracy_{prefix}": float(np.mean(rc > rr)), f"ece_{prefix}": cal["ece"], f"brier_{prefix}": cal["brier"]}
+    return {f"accuracy_{prefix}": float(correct_pairs(rc, rr).mean()), f"ece_{prefix}": cal["ece"], f"brier_{prefix}": cal["brier"]}
 
 
 def gold_run_metrics(rewards: np.ndarray, gold: np.ndarray, n_words: np.ndarray, pairs: dict, ns: list[int]) -> dict:
@@ -111,8 +83,8 @@ def user_run_metrics(rewards_flat: np.ndarray, pairs: np.ndarray, n_words: np.nd
 
 
 def correct_vector(rewards_flat: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Per-pair correctness 1[r_first > r_second] (B,) as floats."""
-    return (rewards_flat[pairs[:, 0]] > rewards_flat[pairs[:, 1]]).astype(float)
+    """Per-pair correctness 1[r_first > r_second] (B,) as floats (``eval.metrics.correct_pairs``)."""
+    return correct_pairs(rewards_flat[pairs[:, 0]], rewards_flat[pairs[:, 1]])
 
 
 # --------------------------------------------------------------------------- aggregation

@@ -1,5 +1,7 @@
 """The study's outputs: results / summary files, plots, the findings written from the numbers, report.md and report.html.
 
+report.html is built with ``rewardlab.report`` from the same blocks as report.md (``report_blocks``).
+
 Everything here reads the per-run results (``runs/<id>/result.json`` + ``test_rewards.npy``) through
 plain dicts and arrays; nothing trains. The report's claims are generated from the measured numbers
 (``findings``): a published claim, what the study measured, and a verdict that follows a fixed rule
@@ -8,9 +10,7 @@ plain dicts and arrays; nothing trains. The report's claims are generated from t
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import json
 import math
 import os
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardlab.analysis.study_metrics import mean_ci
+from rewardlab import report as rep
+from rewardlab.analysis.study_metrics import DIFF_METRICS, mean_ci
 
 PLOTS = {"accuracy_vs_noise": "Accuracy against the gold and against the labels across the grid (x: the first of ε, λ, n that "
                               "varies; mean and 95% CI over seeds)",
@@ -513,15 +514,7 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<div class=\"wide\"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
-
-
 def diff_table(summary: list[dict], baseline: str, has_gold: bool) -> tuple[list[str], list[list[str]]]:
-    from rewardlab.analysis.study_metrics import DIFF_METRICS
-
     cols = [c for c in DIFF_METRICS if has_gold or "gold" not in c]
     header = ["loss", "ε", "λ", "n"] + [f"Δ {c}" for c in cols] + ["pooled Δacc [95% CI]", "McNemar p"]
     acc = "accuracy_gold" if has_gold else "accuracy_labels"
@@ -563,7 +556,7 @@ def report_blocks(meta: dict, summary: list[dict], found: list[dict], plots: dic
     b.append(("h2", "Files"))
     b.append(("ul", ["results.json — config, every run's metrics, summary and findings", "results.csv — one row per run",
                      "summary.csv — one row per (loss, ε, λ, n): mean and CI of every metric, differences against the baseline",
-                     "study_config.yaml — `rewardlab study --config study_config.yaml` reproduces this study",
+                     "rewardlab_config.yaml — `rewardlab study --config rewardlab_config.yaml` reproduces this study",
                      "runs/<run>/result.json, test_rewards.npy — per-run results (a finished run is not redone)"]))
     return b
 
@@ -585,30 +578,27 @@ def render_md(blocks: list[tuple]) -> str:
     return "\n\n".join(out) + "\n"
 
 
-CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-.wide{overflow-x:auto}table{border-collapse:collapse;font-size:12px;margin:1em 0}
-th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td:first-child,th:first-child,td:nth-child(2){text-align:left}figure{margin:1.5em 0}
-img{max-width:100%;border:1px solid #eee}figcaption{font-style:italic;color:#555;font-size:14px}h1{font-size:1.6em}
-li{margin:.3em 0}"""
-
-
 def render_html(blocks: list[tuple], folder: Path) -> str:
-    out = []
-    for blk in blocks:
-        kind = blk[0]
-        if kind in ("h1", "h2", "h3"):
-            out.append(f"<{kind}>{html.escape(blk[1])}</{kind}>")
-        elif kind == "p":
-            out.append(f"<p>{html.escape(blk[1])}</p>")
-        elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in blk[1]) + "</ul>")
-        elif kind == "table":
-            out.append(html_table(blk[1], blk[2]))
-        elif kind == "img":
-            data = base64.b64encode((folder / blk[1]).read_bytes()).decode("ascii")
-            out.append(f'<figure><img alt="{html.escape(blk[2])}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{html.escape(blk[2])}</figcaption></figure>")
-    title = html.escape(blocks[0][1]) if blocks else "rewardlab study"
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>{CSS}</style></head>"
-            f"<body>\n" + "\n".join(out) + "\n</body></html>\n")
+    """The blocks as one self-contained page of ``rewardlab.report``: the h1 is the page title, each h2 / h3
+    opens a section holding the blocks up to the next heading, and the plots are embedded from ``folder``."""
+    title, intro, sections = "rewardlab study", [], []
+    for kind, *args in blocks:
+        if kind == "h1":
+            title = args[0]
+        elif kind in ("h2", "h3"):
+            sections.append((args[0], int(kind[1]), []))
+        else:
+            (sections[-1][2] if sections else intro).append(_html_block(kind, args, folder))
+    return rep.page(title, intro + [rep.section(heading, *parts, level=level) for heading, level, parts in sections])
+
+
+def _html_block(kind: str, args: list, folder: Path) -> str:
+    if kind == "p":
+        return rep.paragraph(args[0])
+    if kind == "ul":
+        return rep.bullets(args[0])
+    if kind == "table":
+        return rep.table(*args)
+    if kind == "img":
+        return rep.figure(folder / args[0], args[1])
+    raise ValueError(f"unknown report block {kind!r}; known: h1, h2, h3, p, ul, table, img")

@@ -111,36 +111,46 @@ class Encoded:
         return max(len(s) for s in self.seqs)
 
 
-def encode_records(records: list, encoder: Encoder, attributes: list[str] | None = None,
-                   label_and_score: bool = False) -> list[Encoded]:
-    """Encode records of one form; ``attributes`` orders a ratings ``scores`` dict into a target vector.
+def record_parts(record) -> tuple:
+    """(prompt, responses, field names) of a record: [chosen, rejected] for pairs, K for rankings, 1 otherwise."""
+    if isinstance(record, PairRecord):
+        return record.prompt, [record.chosen, record.rejected], ["chosen", "rejected"]
+    if isinstance(record, RankRecord):
+        return record.prompt, list(record.responses), [f"response_{i}" for i in range(len(record.responses))]
+    if isinstance(record, (RatingRecord, LabelRecord)):
+        return record.prompt, [record.response], ["response"]
+    raise TypeError(f"cannot use {type(record).__name__}; expected PairRecord, RankRecord, RatingRecord or LabelRecord")
 
-    ``label_and_score``: pointwise targets become [label, score] with NaN for the missing one, so
-    label records and rating records can train one head together (the ``bce_mse`` loss).
+
+def example_fields(record, attributes: list[str] | None = None, label_and_score: bool = False) -> dict:
+    """What a batch holds of a record besides its tokens (``Encoded``'s fields): margin and tie of a pair, the
+    ranks of a ranking, the target of a rating or label.
+
+    ``attributes`` orders a ratings ``scores`` dict into a target vector. ``label_and_score``: pointwise targets
+    become [label, score] with NaN for the missing one, so label records and rating records can train one head
+    together (the ``bce_mse`` loss).
     """
     nan = float("nan")
+    if isinstance(record, PairRecord):
+        return {"margin": 0.0 if record.margin is None else float(record.margin), "tie": bool(record.tie)}
+    if isinstance(record, RankRecord):
+        return {"ranks": tuple(float(x) for x in record.ranks)}
+    if isinstance(record, RatingRecord):
+        if attributes:
+            target = [float(record.scores[a]) for a in attributes]
+        else:
+            target = float(record.score) if record.score is not None else float(sum(record.scores.values()) / len(record.scores))
+        return {"target": [nan, target] if label_and_score else target}
+    return {"target": [float(record.label), nan] if label_and_score else float(record.label)}
+
+
+def encode_records(records: list, encoder: Encoder, attributes: list[str] | None = None,
+                   label_and_score: bool = False) -> list[Encoded]:
+    """Encode records of one form: their token ids (``encoder``) and batch fields (``example_fields``)."""
     out = []
     for r in records:
-        if isinstance(r, PairRecord):
-            seqs = encoder.encode_example(r.prompt, [r.chosen, r.rejected], ["chosen", "rejected"])
-            out.append(Encoded(seqs, margin=0.0 if r.margin is None else float(r.margin), tie=bool(r.tie)))
-        elif isinstance(r, RankRecord):
-            seqs = encoder.encode_example(r.prompt, list(r.responses), [f"response_{i}" for i in range(len(r.responses))])
-            out.append(Encoded(seqs, ranks=tuple(float(x) for x in r.ranks)))
-        elif isinstance(r, RatingRecord):
-            seqs = encoder.encode_example(r.prompt, [r.response], ["response"])
-            if attributes:
-                target = [float(r.scores[a]) for a in attributes]
-            else:
-                target = float(r.score) if r.score is not None else float(sum(r.scores.values()) / len(r.scores))
-            if label_and_score:
-                target = [nan, target]
-            out.append(Encoded(seqs, target=target))
-        elif isinstance(r, LabelRecord):
-            seqs = encoder.encode_example(r.prompt, [r.response], ["response"])
-            out.append(Encoded(seqs, target=[float(r.label), nan] if label_and_score else float(r.label)))
-        else:
-            raise TypeError(f"cannot encode {type(r).__name__}")
+        prompt, responses, names = record_parts(r)
+        out.append(Encoded(encoder.encode_example(prompt, responses, names), **example_fields(r, attributes, label_and_score)))
     return out
 
 
@@ -163,17 +173,23 @@ def length_grouped_batches(lengths, batch_size: int, seed: int, epoch: int = 0, 
     return [batches[i] for i in order]
 
 
-def pad(seqs: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest, rounded up to a ``multiple``: (N, T) ids and mask. An empty sequence becomes
-    one pad token with mask 1."""
+PADDING_SIDES = ("right", "left")
+
+
+def pad(seqs: list[list[int]], pad_id: int, multiple: int = 1, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) of shape (N, T): padded on ``side`` to the longest, rounded up to a ``multiple``. An empty
+    sequence becomes one pad token with mask 1."""
+    if side not in PADDING_SIDES:
+        raise ValueError(f"unknown padding side {side!r}; known: {', '.join(PADDING_SIDES)}")
     seqs = [s if s else [pad_id] for s in seqs]
     T = max(len(s) for s in seqs)
     T += -T % multiple
     ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), T), dtype=torch.long)
     for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
+        span = slice(0, len(s)) if side == "right" else slice(T - len(s), T)
+        ids[i, span] = torch.tensor(s, dtype=torch.long)
+        mask[i, span] = 1
     return ids, mask
 
 

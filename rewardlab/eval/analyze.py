@@ -3,7 +3,8 @@
 Notation (as in ``metrics``): B pairs, K responses per prompt, Δ = r_chosen − r_rejected,
 σ(x) = 1/(1 + e^{−x}). A pair is correct when Δ > 0; a reward tie (Δ = 0) is wrong (RewardBench's rule).
 
-    pair_analysis      accuracy + bootstrap CI, reward ties, BT loss, accuracy by strength, calibration
+    pair_headline      accuracy, reward ties, mean margin, BT loss (also the training loop's evaluation)
+    pair_analysis      the headline + bootstrap CI, accuracy by strength, calibration
                        (ECE / Brier / NLL, reliability curve, temperature scaling fitted on a split),
                        length bias, reward distributions, per-subset accuracy, annotator agreement
     ranking_analysis   best-of-K accuracy + CI, pairwise accuracy inside rankings, Spearman
@@ -31,8 +32,10 @@ from rewardlab.eval import rewardbench as RB
 
 __all__ = [
     "split_indices",
+    "pair_headline",
     "pair_analysis",
     "rank_table",
+    "best_of_k_credits",
     "ranking_analysis",
     "rating_target",
     "correlations",
@@ -97,6 +100,32 @@ def _calibration(delta: np.ndarray, split: float, seed: int, notes: list) -> dic
     return cal
 
 
+def _strict_pairs(r_chosen, r_rejected, tie) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(r_c, r_r, tie) (B,) checked; an error when every pair is a tie in the data."""
+    rc, rr = M._pair(r_chosen, r_rejected)
+    tie = np.zeros(len(rc), bool) if tie is None else np.asarray(tie, bool)
+    if tie.shape != rc.shape:
+        raise ValueError(f"tie must be ({len(rc)},) like the rewards, got {tie.shape}")
+    if tie.all():
+        raise ValueError(f"all {len(rc)} pairs are ties in the data: no preference to measure")
+    return rc, rr, tie
+
+
+def pair_headline(r_chosen, r_rejected, *, tie=None) -> dict:
+    """The headline pairwise numbers, on the pairs the data does not mark as ties (``tie``, (B,) bool).
+
+    accuracy = mean 1[Δ > 0] (a reward tie Δ = 0 is wrong: ``metrics.pairwise_accuracy``), n_pairs,
+    reward_ties = #{Δ = 0}, mean_margin = mean Δ, loss = mean −log σ(Δ) (``metrics.pairwise_loss_bt``),
+    n_tie_pairs_in_data. They open ``pair_analysis`` (``rewardlab eval``) and are the training loop's
+    evaluation of pairs (``eval.evaluate.evaluate_records``).
+    """
+    rc, rr, tie = _strict_pairs(r_chosen, r_rejected, tie)
+    c, r = rc[~tie], rr[~tie]
+    acc = M.pairwise_accuracy(c, r)
+    return {"accuracy": acc["accuracy"], "n_pairs": acc["n"], "reward_ties": acc["ties"], "mean_margin": acc["mean_margin"],
+            "loss": M.pairwise_loss_bt(c, r), "n_tie_pairs_in_data": int(tie.sum())}
+
+
 def pair_analysis(
     r_chosen,
     r_rejected,
@@ -128,30 +157,18 @@ def pair_analysis(
             pairs on which the temperature is fitted (the rest reports before/after).
         strength_bins: None = ``metrics.accuracy_by_strength``'s default bucketing, k = k quantile bins.
 
-    Returns a dict: accuracy, accuracy_ci95, n_pairs, reward_ties, mean_margin, loss (BT NLL),
-    n_tie_pairs_in_data, tie_pairs, by_strength, calibration, length_bias, rewards, subsets,
-    annotators (those without data are None), notes.
+    Returns a dict: the ``pair_headline`` numbers (accuracy, n_pairs, reward_ties, mean_margin, loss
+    (BT NLL), n_tie_pairs_in_data) with accuracy_ci95, tie_pairs, by_strength, calibration,
+    length_bias, rewards, subsets, annotators (those without data are None), notes.
     """
-    rc, rr = M._pair(r_chosen, r_rejected)
-    B = len(rc)
-    tie = np.zeros(B, bool) if tie is None else np.asarray(tie, bool)
+    rc, rr, tie = _strict_pairs(r_chosen, r_rejected, tie)
     strict = ~tie
-    if not strict.any():
-        raise ValueError(f"all {B} pairs are ties in the data: no preference to measure")
     notes: list[str] = []
     c, r = rc[strict], rr[strict]
     delta = c - r  # (B',)
     correct = M.correct_pairs(c, r)  # (B',)
-    out: dict = {
-        "accuracy": float(correct.mean()),
-        "accuracy_ci95": _ci(correct, n_boot, seed),
-        "n_pairs": int(strict.sum()),
-        "reward_ties": int(np.sum(delta == 0)),
-        "mean_margin": float(delta.mean()),
-        "loss": M.pairwise_loss_bt(c, r),
-        "n_tie_pairs_in_data": int(tie.sum()),
-        "tie_pairs": None,
-    }
+    head = pair_headline(rc, rr, tie=tie)
+    out: dict = {"accuracy": head["accuracy"], "accuracy_ci95": _ci(correct, n_boot, seed), **head, "tie_pairs": None}
     if tie.any():
         out["tie_pairs"] = {"n": int(tie.sum()), "mean_abs_delta": float(np.mean(np.abs(rc[tie] - rr[tie]))),
                             "mean_abs_delta_strict_pairs": float(np.mean(np.abs(delta)))}
@@ -213,16 +230,9 @@ def rank_table(rewards: Sequence[np.ndarray], ranks: Sequence[np.ndarray]) -> di
 
 
 def best_of_k_credits(rewards: Sequence[np.ndarray], ranks: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-group best-of-K credit |M ∩ Best| / |M| (M: responses at the maximal reward, Best: best-ranked),
-    for groups with ≥ 2 responses and not all ranks equal (the groups ``metrics.rank_accuracy`` keeps)."""
-    out = []
-    for rg, kg in zip(rewards, ranks):
-        rg, kg = np.asarray(rg, float), np.asarray(kg, float)
-        if len(rg) < 2 or np.all(kg == kg[0]):
-            continue
-        top = rg == rg.max()
-        out.append(float((top & (kg == kg.min())).sum() / top.sum()))
-    return np.asarray(out)
+    """``metrics.best_of_k_credits`` of variable-length groups: per group |M ∩ Best| / |M| (M: responses at
+    the maximal reward, Best: best-ranked), for the groups ``metrics.rank_accuracy`` keeps."""
+    return M.best_of_k_credits(_padded(rewards), _padded(ranks)) if len(rewards) else np.array([])
 
 
 def within_group_pairs(rewards: Sequence[np.ndarray], order: Sequence[np.ndarray], better: str = "lower",

@@ -7,62 +7,75 @@ length bias, reports) is ``eval.run.run_eval``.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from rewardlab.data.batching import COLLATORS, Encoded, example_fields
+from rewardlab.eval import analyze
+from rewardlab.losses.objective import objective
 from rewardlab.models.scoring import score_dataset
 from rewardlab.types import LabelRecord, PairRecord, RankRecord, RatingRecord
+
+FORM_OF = {PairRecord: "pairs", RankRecord: "rankings", RatingRecord: "ratings", LabelRecord: "labels"}
+
+
+@torch.no_grad()
+def held_out_objective(spec, hp: dict, records: list, rewards: list) -> float:
+    """The training objective (:func:`rewardlab.losses.objective.objective`, regularisers aside) on records'
+    rewards (``ScoredRecords.rewards``): what the trainer minimises, on data it did not train on."""
+    label_and_score = spec.data_form == "any" and spec.family == "pointwise"
+    examples = [Encoded([[0]] * len(r), **example_fields(rec, label_and_score=label_and_score)) for rec, r in zip(records, rewards)]
+    batch = COLLATORS[FORM_OF[type(records[0])]](examples, 0)  # margins, ties, ranks or targets, as in training
+    if isinstance(records[0], PairRecord):
+        flat = np.concatenate([[r[0] for r in rewards], [r[1] for r in rewards]])  # chosen rows, then rejected rows
+    elif isinstance(records[0], RankRecord):
+        flat = np.zeros(tuple(batch.ranks.shape))  # (B, K), padding rows 0 (not valid)
+        for b, r in enumerate(rewards):
+            flat[b, : len(r)] = r
+    else:
+        flat = np.concatenate(rewards)
+    return float(objective(spec, torch.as_tensor(flat, dtype=torch.float32).flatten(), batch, hp))
 
 
 # --------------------------------------------------------------------------- basic metrics (used by training)
 
 
-def _bt_loss(delta: np.ndarray) -> float:
-    return float(np.mean(np.logaddexp(0.0, -delta))) if delta.size else float("nan")
-
-
-def pair_metrics(r_chosen: np.ndarray, r_rejected: np.ndarray, tie: np.ndarray | None = None) -> dict:
-    """Accuracy on strict pairs (a reward tie counts wrong and is also counted apart), mean margin, BT loss.
-
-    Pairs the data marks as ties (``tie``) are left out of every number here and counted in
-    ``n_tie_pairs_in_data``.
-    """
-    tie = np.zeros(len(r_chosen), bool) if tie is None else np.asarray(tie, bool)
-    strict = ~tie
-    delta = (np.asarray(r_chosen) - np.asarray(r_rejected))[strict]
-    return {"accuracy": float(np.mean(delta > 0)) if delta.size else float("nan"), "reward_ties": int(np.sum(delta == 0)),
-            "mean_margin": float(np.mean(delta)) if delta.size else float("nan"), "loss": _bt_loss(delta),
-            "n_pairs": int(strict.sum()), "n_tie_pairs_in_data": int(tie.sum())}
-
-
 def evaluate_records(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512,
-                     truncation_side: str = "left", form: str | None = None, progress: bool = False) -> dict:
+                     truncation_side: str = "left", form: str | None = None, progress: bool = False,
+                     loss: tuple | None = None) -> dict:
     """Headline metrics of a reward model on records of one form (the training loop's evaluation).
 
-    pairs: ``pair_metrics``; rankings: pooled pairwise accuracy and best-of-K accuracy
-    (``metrics.rank_accuracy``); ratings: Pearson / Spearman of reward with score; labels: accuracy of
-    1[reward > 0]. The full evaluation (CIs, calibration, length bias, reports) is ``eval.run.run_eval``.
+    Each number is computed by the same function as in ``rewardlab eval`` (``eval.analyze``), so it
+    means the same there:
+        pairs     ``analyze.pair_headline``: accuracy 1[Δ > 0] (a reward tie is wrong), reward ties,
+                  mean margin, BT loss on the strict pairs; data-tie pairs counted apart
+        rankings  ``analyze.rank_table``: pooled pairwise accuracy (``accuracy``) and best-of-K accuracy
+        ratings   ``analyze.rating_analysis``: Pearson / Spearman of reward with score
+        labels    ``analyze.label_analysis`` at the fixed threshold 0: accuracy of 1[reward ≥ 0] against
+                  the label (σ(r) ≥ ½ for the pointwise losses; ``rewardlab eval --threshold 0``)
+    ``loss`` = (catalogue spec, hyperparameters): ``loss`` is then the training objective on these records
+    (``held_out_objective``; for ``bt`` the same number as the BT loss above), as TRL's ``eval_loss`` is.
+    The full evaluation (CIs, calibration, length bias, reports) is ``eval.run.run_eval``.
     """
-    from rewardlab.eval import analyze
-
     scored = score_dataset(model, tokenizer, records, batch_size, max_length, truncation_side, progress=progress)
     rewards = scored.rewards
     first = records[0] if records else None
     if isinstance(first, PairRecord):
         r = np.stack(rewards)  # (B, 2)
-        metrics = pair_metrics(r[:, 0], r[:, 1], np.array([x.tie for x in records], bool))
+        metrics = analyze.pair_headline(r[:, 0], r[:, 1], tie=np.array([x.tie for x in records], bool))
     elif isinstance(first, RankRecord):
         ra = analyze.rank_table(rewards, [np.asarray(x.ranks, float) for x in records])
         metrics = {"accuracy": ra["pairwise_accuracy_micro"], "best_of_k_accuracy": ra["best_of_k_accuracy"],
                    "n_pairs": ra["n_pairs"], "n_prompts": len(records)}
     elif isinstance(first, RatingRecord):
-        pred = np.concatenate(rewards)
         target = np.array([analyze.rating_target(x) for x in records], float)
-        corr = analyze.correlations(pred, target)
-        metrics = {"pearson": corr["pearson"], "spearman": corr["spearman"], "n": len(records)}
+        ra = analyze.rating_analysis(np.concatenate(rewards), target)
+        metrics = {"pearson": ra["pearson"], "spearman": ra["spearman"], "n": ra["n"]}
     elif isinstance(first, LabelRecord):
-        pred = np.concatenate(rewards)
-        labels = np.array([x.label for x in records])
-        metrics = {"accuracy": float(np.mean((pred > 0) == (labels == 1))), "n": len(records)}
+        la = analyze.label_analysis(np.concatenate(rewards), np.array([x.label for x in records], float), threshold=0.0)
+        metrics = {"accuracy": la["accuracy"], "n": la["n"]}
     else:
         metrics = {"n": 0}
+    if loss is not None and records:
+        metrics["loss"] = held_out_objective(*loss, records, rewards)
     metrics["truncation"] = scored.truncation
     return metrics

@@ -20,6 +20,7 @@ This module imports nothing of rewardlab and no torch.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Callable, Sequence
 
@@ -42,7 +43,10 @@ __all__ = [
     "temperature_scaled_calibration",
     "length_bias",
     "reward_stats",
+    "best_of_k_credits",
     "rank_accuracy",
+    "best_of_n_weights",
+    "best_of_n_expectation",
     "roc_auc",
     "label_metrics",
     "annotator_agreement",
@@ -501,22 +505,9 @@ def reward_stats(rewards) -> dict:
     }
 
 
-def rank_accuracy(rewards, ranks, tol: float = 0.0) -> dict:
-    """Agreement of rewards with rankings of K responses per prompt (lower rank = better).
-
-    rewards, ranks: (B, K); NaN pads groups with fewer than K responses (NaN in the same places in
-    both). Groups with fewer than 2 responses or all ranks equal carry no preference and are skipped.
-
-    best_of_k_accuracy = mean_g |M_g ∩ Best_g| / |M_g|, where M_g = responses with the maximal reward
-        (|r − max| <= tol) and Best_g = the best-ranked ones: the chance that picking the top-scored
-        response (ties broken at random) picks a best-ranked one.
-    pairwise_accuracy = mean_g (1/|P_g|) Σ_{(i,j)∈P_g} 1[r_i − r_j > tol], P_g = {(i, j): rank_i < rank_j}
-        (macro: each group weighs the same); pairwise_accuracy_micro pools all pairs.
-    spearman = mean_g ρ_s(r_g, −rank_g) over groups where the rewards are not constant.
-
-    Returns {"best_of_k_accuracy", "pairwise_accuracy", "pairwise_accuracy_micro", "spearman",
-             "n_groups", "n_groups_skipped", "n_groups_spearman", "n_pairs"}.
-    """
+def _rank_groups(rewards, ranks) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+    """Rewards and ranks (B, K), NaN-padded alike → [(r_g, rank_g)] (K_g,) of the groups that carry a
+    preference (≥ 2 responses, not all ranks equal), and how many groups were skipped."""
     r = np.asarray(rewards, dtype=np.float64)
     k = np.asarray(ranks, dtype=np.float64)
     if r.ndim != 2 or r.shape != k.shape:
@@ -525,18 +516,52 @@ def rank_accuracy(rewards, ranks, tol: float = 0.0) -> dict:
         raise ValueError("rewards and ranks must have NaN padding in the same places")
     if np.isinf(r).any() or np.isinf(k).any():
         raise ValueError("rewards and ranks must not contain infinities")
-
-    best_of_k, pair_acc, rhos = [], [], []
-    n_correct_pairs = n_pairs = skipped = 0
+    groups, skipped = [], 0
     for rg, kg in zip(r, k):
         valid = ~np.isnan(rg)
         rg, kg = rg[valid], kg[valid]  # (K_g,)
         if len(rg) < 2 or np.all(kg == kg[0]):
             skipped += 1
-            continue
-        top = np.abs(rg - rg.max()) <= tol
-        best = kg == kg.min()
-        best_of_k.append((top & best).sum() / top.sum())
+        else:
+            groups.append((rg, kg))
+    return groups, skipped
+
+
+def _best_of_k_credit(rg: np.ndarray, kg: np.ndarray, tol: float) -> float:
+    top = np.abs(rg - rg.max()) <= tol
+    return float((top & (kg == kg.min())).sum() / top.sum())
+
+
+def best_of_k_credits(rewards, ranks, tol: float = 0.0) -> np.ndarray:
+    """Per-group best-of-K credit |M_g ∩ Best_g| / |M_g| (G,) of the groups ``rank_accuracy`` keeps
+    (see there); the per-prompt rows of a paired comparison or a bootstrap of best-of-K accuracy."""
+    groups, _ = _rank_groups(rewards, ranks)
+    return np.array([_best_of_k_credit(rg, kg, tol) for rg, kg in groups], dtype=np.float64)
+
+
+def rank_accuracy(rewards, ranks, tol: float = 0.0) -> dict:
+    """Agreement of rewards with rankings of K responses per prompt (lower rank = better).
+
+    rewards, ranks: (B, K); NaN pads groups with fewer than K responses (NaN in the same places in
+    both). Groups with fewer than 2 responses or all ranks equal carry no preference and are skipped.
+
+    best_of_k_accuracy = mean_g |M_g ∩ Best_g| / |M_g|, where M_g = responses with the maximal reward
+        (|r − max| <= tol) and Best_g = the best-ranked ones: the chance that picking the top-scored
+        response (ties broken at random) picks a best-ranked one (per group: ``best_of_k_credits``).
+    pairwise_accuracy = mean_g (1/|P_g|) Σ_{(i,j)∈P_g} 1[r_i − r_j > tol], P_g = {(i, j): rank_i < rank_j}
+        (macro: each group weighs the same); pairwise_accuracy_micro pools all pairs.
+    spearman = mean_g ρ_s(r_g, −rank_g) over groups where the rewards are not constant.
+
+    Returns {"best_of_k_accuracy", "pairwise_accuracy", "pairwise_accuracy_micro", "spearman",
+             "n_groups", "n_groups_skipped", "n_groups_spearman", "n_pairs"}.
+    """
+    groups, skipped = _rank_groups(rewards, ranks)
+    if not groups:
+        raise ValueError("no group has at least 2 responses with different ranks")
+    best_of_k, pair_acc, rhos = [], [], []
+    n_correct_pairs = n_pairs = 0
+    for rg, kg in groups:
+        best_of_k.append(_best_of_k_credit(rg, kg, tol))
         better = kg[:, None] < kg[None, :]  # (K_g, K_g): i ranked above j
         wins = (rg[:, None] - rg[None, :]) > tol
         n_g = int(better.sum())
@@ -547,8 +572,6 @@ def rank_accuracy(rewards, ranks, tol: float = 0.0) -> dict:
         rho = _correlation(stats.spearmanr, rg, -kg)
         if rho is not None:
             rhos.append(rho)
-    if not best_of_k:
-        raise ValueError("no group has at least 2 responses with different ranks")
     return {
         "best_of_k_accuracy": float(np.mean(best_of_k)),
         "pairwise_accuracy": float(np.mean(pair_acc)),
@@ -559,6 +582,63 @@ def rank_accuracy(rewards, ranks, tol: float = 0.0) -> dict:
         "n_groups_spearman": len(rhos),
         "n_pairs": n_pairs,
     }
+
+
+# --------------------------------------------------------------------------- best-of-N
+
+
+def best_of_n_weights(c: int, n: int) -> np.ndarray:
+    """w_j = C(c − j, n − 1) / C(c, n), j = 1 … c (c,): the probability that the j-th highest-scored of c
+    candidates is the highest-scored member of a uniformly random n-subset (Σ_j w_j = 1).
+
+    Example: c = 3, n = 2 → (C(2, 1), C(1, 1), C(0, 1)) / C(3, 2) = (2/3, 1/3, 0).
+    """
+    if not 1 <= n <= c:
+        raise ValueError(f"need 1 <= n <= c, got n={n}, c={c}")
+    total = math.comb(c, n)
+    return np.array([math.comb(c - j, n - 1) / total for j in range(1, c + 1)])  # (c,)
+
+
+def best_of_n_expectation(proxy, gold, n: int) -> float:
+    """E[gold of the proxy-best of n candidates drawn without replacement], from all C candidates of each prompt.
+
+    The unbiased estimator of Nakano et al. 2021 (WebGPT) and Gao et al. 2022 ("Scaling Laws for Reward
+    Model Overoptimization"): sort each prompt's candidates by proxy, highest first; then
+
+        E_n = mean over prompts of Σ_j w_j g_(j),   w = ``best_of_n_weights(C, n)``, g_(j) the gold of the j-th.
+
+    n = 1 gives the mean gold; n = C the gold of the top-proxy candidate. Ties in the proxy: the pick among
+    tied candidates is uniformly random, so tied candidates share their positions' weights equally and
+    the result does not depend on the order of the candidates.
+
+    Args:
+        proxy, gold: (M, C) scores that choose and values that are averaged (M prompts, C candidates
+            each), or (C,) for one prompt.
+        n: 1 ≤ n ≤ C.
+
+    Examples: proxy [3, 1, 2], gold [0, 3, 6], n = 2: sorted by proxy the gold is (0, 6, 3),
+    w = (2/3, 1/3, 0) → 0·2/3 + 6·1/3 = 2. A tie: proxy [1, 1], gold [0, 1], n = 2 → both subsets' picks
+    are a coin flip between the two → (0 + 1)/2 = ½ (each shares w = (1, 0) equally).
+    """
+    r, g = np.atleast_2d(np.asarray(proxy, np.float64)), np.atleast_2d(np.asarray(gold, np.float64))  # (M, C)
+    if r.ndim != 2 or r.shape != g.shape:
+        raise ValueError(f"proxy and gold must both be (M, C) or (C,), got {np.shape(proxy)} and {np.shape(gold)}")
+    if not np.isfinite(r).all():
+        raise ValueError("proxy has non-finite values")
+    c = r.shape[1]
+    w = best_of_n_weights(c, n)  # (C,)
+    order = np.argsort(-r, axis=1, kind="stable")  # (M, C) highest proxy first
+    r_sorted, g_sorted = np.take_along_axis(r, order, axis=1), np.take_along_axis(g, order, axis=1)  # (M, C)
+    pos = np.arange(c)
+    first = np.ones_like(r_sorted, dtype=bool)
+    first[:, 1:] = r_sorted[:, 1:] != r_sorted[:, :-1]  # (M, C) position opens a run of tied proxies
+    last = np.ones_like(first)
+    last[:, :-1] = first[:, 1:]  # (M, C) position closes a run
+    start = np.maximum.accumulate(np.where(first, pos, 0), axis=1)  # (M, C) first position of each run
+    stop = np.minimum.accumulate(np.where(last, pos, c - 1)[:, ::-1], axis=1)[:, ::-1] + 1  # (M, C) one past its last
+    cum = np.concatenate([[0.0], np.cumsum(w)])  # (C + 1,)
+    w_shared = (cum[stop] - cum[start]) / (stop - start)  # (M, C) mean weight over the run
+    return float(np.mean(np.sum(w_shared * g_sorted, axis=1)))
 
 
 # --------------------------------------------------------------------------- good / bad labels

@@ -12,14 +12,13 @@
 with the threshold) and roc_curve.png. Both pages can carry a comparison table of several models and
 extra tables (paired differences, RewardBench sections) given as lists of row dicts.
 
+The page itself (skeleton, CSS, tables, cards, embedded figures) is built with ``rewardlab.report``.
 Plots use matplotlib's object API on the Agg canvas (no pyplot, no global backend switch), so the
 report can be written from any thread or a headless server.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,7 +27,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rewardlab import report as rep
 from rewardlab.eval import metrics as M
+from rewardlab.report import flatten_metrics, format_value  # also this module's public names, as before
 
 __all__ = ["write_report", "write_label_report", "flatten_metrics", "format_value", "PLOT_FILES", "LABEL_PLOT_FILES"]
 
@@ -49,42 +50,7 @@ _HIGHER_BETTER = ("accuracy", "auc", "f1", "precision", "recall", "score", "spea
 _LOWER_BETTER = ("loss", "ece", "brier", "nll")
 
 
-# --------------------------------------------------------------------------- formatting
-
-
-def format_value(v: Any) -> str:
-    """A metric value as short text: 4 significant digits, scientific outside [1e-3, 1e5), '—' for None."""
-    if v is None:
-        return "—"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        x = float(v)
-        if math.isnan(x) or math.isinf(x):
-            return str(x)
-        if x == 0 or 1e-3 <= abs(x) < 1e5:
-            return f"{x:.4g}"
-        return f"{x:.3e}"
-    if isinstance(v, (list, tuple, np.ndarray)):
-        items = list(v)
-        if len(items) > 12:
-            return f"[{len(items)} values]"
-        return "[" + ", ".join(format_value(i) for i in items) + "]"
-    return str(v)
-
-
-def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts → one level with dotted keys: {"a": {"b": 1}} → {"a.b": 1}. Lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_metrics(value, prefix=f"{name}."))
-        else:
-            flat[name] = value
-    return flat
+# --------------------------------------------------------------------------- comparison
 
 
 def _direction(key: str) -> int:
@@ -242,128 +208,6 @@ def _plot_strength(rc, rr, strength, path: Path) -> None:
     fig.savefig(path)
 
 
-# --------------------------------------------------------------------------- HTML
-
-_CSS = """
-:root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f7f8fa; --accent:#2b7bba; }
-* { box-sizing: border-box; }
-body { margin:0; background:var(--bg); color:var(--ink);
-       font:15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width:1180px; margin:0 auto; padding:28px 24px 48px; }
-header h1 { margin:0 0 4px; font-size:26px; }
-header p { margin:0; color:var(--muted); }
-h2 { font-size:19px; margin:34px 0 12px; padding-bottom:6px; border-bottom:1px solid var(--line); }
-.cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; margin-top:20px; }
-.card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
-.card .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
-.card .value { font-size:24px; font-weight:600; margin-top:2px; font-variant-numeric:tabular-nums; }
-.plots { display:grid; grid-template-columns:repeat(auto-fit, minmax(520px, 1fr)); gap:16px; }
-figure { margin:0; background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px; }
-figure img { width:100%; height:auto; display:block; }
-figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
-.table-wrap { overflow-x:auto; background:#fff; border:1px solid var(--line); border-radius:8px;
-              width:fit-content; max-width:100%; }
-table { border-collapse:collapse; width:100%; font-size:14px; }
-table.metrics { width:auto; min-width:min(640px, 100%); }
-table.metrics td:first-child { padding-right:48px; }
-th, td { padding:6px 12px; text-align:left; border-bottom:1px solid var(--line); white-space:nowrap; }
-th { background:#eef2f6; font-weight:600; position:sticky; top:0; }
-td.num { text-align:right; font-variant-numeric:tabular-nums; font-family:ui-monospace, Menlo, Consolas, monospace; }
-tr:nth-child(even) td { background:#fafbfc; }
-td.best { font-weight:700; color:var(--accent); }
-footer { margin-top:36px; color:var(--muted); font-size:12px; }
-"""
-
-
-def _img_tag(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
-
-
-def _metrics_table(metrics: Mapping[str, Any]) -> str:
-    rows = []
-    for key, value in flatten_metrics(metrics).items():
-        cls = "num" if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) else ""
-        rows.append(f'<tr><td>{html.escape(key)}</td><td class="{cls}">{html.escape(format_value(value))}</td></tr>')
-    if not rows:
-        return "<p>No metrics given.</p>"
-    return (
-        '<div class="table-wrap"><table class="metrics"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>'
-        + "".join(rows)
-        + "</tbody></table></div>"
-    )
-
-
-def _comparison_table(compare: Mapping[str, Mapping[str, Any]]) -> str:
-    """Models as rows, scalar metrics as columns; the best value of a column with a known direction in bold."""
-    flat = {name: flatten_metrics(m) for name, m in compare.items()}
-    columns: list[str] = []
-    for m in flat.values():
-        for key, value in m.items():
-            if key not in columns and _is_scalar(value) and not isinstance(value, str):
-                columns.append(key)
-    best: dict[str, float] = {}
-    for col in columns:
-        d = _direction(col)
-        vals = [m.get(col) for m in flat.values()]
-        nums = [float(v) for v in vals if isinstance(v, (int, float, np.integer, np.floating))
-                and not isinstance(v, bool) and not math.isnan(float(v))]
-        if d and len(nums) > 1:
-            best[col] = max(nums) if d > 0 else min(nums)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for name, m in flat.items():
-        cells = []
-        for col in columns:
-            v = m.get(col)
-            is_best = col in best and v is not None and not isinstance(v, bool) and float(v) == best[col]
-            cls = "num best" if is_best else "num"
-            cells.append(f'<td class="{cls}">{html.escape(format_value(v))}</td>')
-        body.append(f"<tr><td>{html.escape(str(name))}</td>{''.join(cells)}</tr>")
-    return (
-        f'<div class="table-wrap"><table><thead><tr><th>model</th>{head}</tr></thead><tbody>'
-        + "".join(body)
-        + "</tbody></table></div>"
-    )
-
-
-def _cards(rc: np.ndarray, rr: np.ndarray) -> str:
-    acc = M.pairwise_accuracy(rc, rr)
-    cal = M.pairwise_calibration(rc, rr)
-    items = [
-        ("pairs", str(acc["n"])),
-        ("accuracy", f"{acc['accuracy']:.3f}"),
-        ("ties", str(acc["ties"])),
-        ("mean margin Δ", f"{acc['mean_margin']:.3g}"),
-        ("BT loss", f"{M.pairwise_loss_bt(rc, rr):.3f}"),
-        ("ECE (sym.)", f"{cal['ece']:.3f}"),
-    ]
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><div class="label">{html.escape(k)}</div><div class="value">{html.escape(v)}</div></div>'
-        for k, v in items
-    ) + "</div>"
-
-
-def _rows_table(rows: list[Mapping[str, Any]]) -> str:
-    """A list of dicts as a table: the union of their keys (in first-seen order) as columns."""
-    if not rows:
-        return "<p>No rows.</p>"
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = []
-    for row in rows:
-        cells = []
-        for c in columns:
-            v = row.get(c)
-            num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            cells.append(f'<td class="{"num" if num else ""}">{html.escape(format_value(v))}</td>')
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>' + "".join(body)
-            + "</tbody></table></div>")
-
-
 def _plot_label_distributions(rewards: np.ndarray, labels: np.ndarray, threshold: float | None, path: Path) -> None:
     fig = _figure()
     ax = fig.add_subplot()
@@ -421,6 +265,53 @@ _CAPTIONS = {
 }
 
 
+# --------------------------------------------------------------------------- sections (rewardlab.report)
+
+
+def _comparison_table(compare: Mapping[str, Mapping[str, Any]]) -> str:
+    """Models as rows, scalar metrics as columns; the best value of a column with a known direction in bold."""
+    flat = {name: flatten_metrics(m) for name, m in compare.items()}
+    columns: list[str] = []
+    for m in flat.values():
+        columns += [k for k, v in m.items() if k not in columns and _is_scalar(v) and not isinstance(v, str)]
+    rows = [[str(name)] + [m.get(col) for col in columns] for name, m in flat.items()]
+    best: set[tuple[int, int]] = set()  # (row, column) of each column's best value
+    for j, col in enumerate(columns, start=1):
+        nums = [float(row[j]) for row in rows if rep.is_number(row[j]) and not math.isnan(float(row[j]))]
+        d = _direction(col)
+        if d and len(nums) > 1:
+            top = max(nums) if d > 0 else min(nums)
+            best |= {(i, j) for i, row in enumerate(rows) if rep.is_number(row[j]) and float(row[j]) == top}
+    return rep.table(["model", *columns], rows, best=best)
+
+
+def _pair_cards(rc: np.ndarray, rr: np.ndarray) -> str:
+    acc = M.pairwise_accuracy(rc, rr)
+    cal = M.pairwise_calibration(rc, rr)
+    return rep.cards([
+        ("pairs", str(acc["n"])),
+        ("accuracy", f"{acc['accuracy']:.3f}"),
+        ("ties", str(acc["ties"])),
+        ("mean margin Δ", f"{acc['mean_margin']:.3g}"),
+        ("BT loss", f"{M.pairwise_loss_bt(rc, rr):.3f}"),
+        ("ECE (sym.)", f"{cal['ece']:.3f}"),
+    ])
+
+
+def _write_page(out: Path, title: str, subtitle: str, cards: str, plots: list[tuple[str, Path]],
+                metrics: Mapping[str, Any], compare, tables, footer: str) -> Path:
+    """The page both reports share: cards, comparison, extra tables, plots (captions from ``_CAPTIONS``), metrics."""
+    parts = [cards]
+    if compare:
+        parts.append(rep.section("Comparison", _comparison_table(compare)))
+    parts += [rep.section(heading, rep.records_table(list(rows))) for heading, rows in (tables or {}).items()]
+    parts.append(rep.section("Plots", rep.figures(*(rep.figure(path, _CAPTIONS[key]) for key, path in plots))))
+    rows = list(flatten_metrics(metrics).items())
+    parts.append(rep.section("Metrics", rep.table(["metric", "value"], rows, css_class="metrics") if rows
+                             else rep.paragraph("No metrics given.")))
+    return rep.write(out / "report.html", rep.page(title, parts, subtitle=subtitle, footer=footer))
+
+
 def write_report(
     out_dir: str | Path,
     metrics: Mapping[str, Any],
@@ -449,7 +340,7 @@ def write_report(
         compare: model name → metrics dict; given: a comparison table, models as rows, with the best
             value of each column whose direction is known (accuracy up, loss / ECE / Brier down) in bold.
         subtitle: a line under the title (e.g. the data and layout).
-        tables: heading → list of row dicts, each shown as a table after the plots (e.g. paired
+        tables: heading → list of row dicts, each shown as a table before the plots (e.g. paired
             differences, RewardBench sections).
         temperature: a fitted temperature T; given, the reliability diagram also shows σ(Δ/T).
         length_label: x-axis label of the length plot (say the unit, e.g. "response length (tokens)").
@@ -484,37 +375,7 @@ def write_report(
     head = (subtitle + " · " if subtitle else "") + f"{len(rc)} preference pairs · generated by rewardlab"
     footer = ("Pairwise accuracy counts ties as wrong. Calibration uses σ(Δ) with each pair counted in both "
               "orders.")
-    return _write_page(out, title, head, _cards(rc, rr), plots, metrics, compare, tables, footer)
-
-
-def _write_page(out: Path, title: str, head: str, cards: str, plots: list[tuple[str, Path]],
-                metrics: Mapping[str, Any], compare, tables, footer: str) -> Path:
-    figures = "".join(
-        f"<figure>{_img_tag(p, key)}<figcaption>{html.escape(_CAPTIONS[key])}</figcaption></figure>"
-        for key, p in plots
-    )
-    sections = [
-        f"<header><h1>{html.escape(title)}</h1><p>{html.escape(head)}</p></header>",
-        cards,
-    ]
-    if compare:
-        sections.append(f"<h2>Comparison</h2>{_comparison_table(compare)}")
-    for heading, rows in (tables or {}).items():
-        sections.append(f"<h2>{html.escape(heading)}</h2>{_rows_table(list(rows))}")
-    sections += [
-        f'<h2>Plots</h2><div class="plots">{figures}</div>',
-        f"<h2>Metrics</h2>{_metrics_table(metrics)}",
-        f"<footer>{html.escape(footer)}</footer>",
-    ]
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-        f"<body><main>{''.join(sections)}</main></body></html>\n"
-    )
-    report = out / "report.html"
-    report.write_text(page, encoding="utf-8")
-    return report
+    return _write_page(out, title, head, _pair_cards(rc, rr), plots, metrics, compare, tables, footer)
 
 
 def write_label_report(
@@ -541,9 +402,6 @@ def write_label_report(
     items = [("responses", str(len(r))), ("good", str(int(y.sum()))), ("accuracy", format_value(acc["accuracy"])),
              ("F1", format_value(acc["f1"])), ("ROC AUC", format_value(acc["auc"])),
              ("threshold", format_value(acc["threshold"]))]
-    cards = '<div class="cards">' + "".join(
-        f'<div class="card"><div class="label">{html.escape(k)}</div><div class="value">{html.escape(v)}</div></div>'
-        for k, v in items) + "</div>"
     head = (subtitle + " · " if subtitle else "") + f"{len(r)} labelled responses · generated by rewardlab"
     footer = "The cards use every response at the threshold shown; the metrics table reports a fitted threshold on held-out responses."
-    return _write_page(out, title, head, cards, plots, metrics, compare, tables, footer)
+    return _write_page(out, title, head, rep.cards(items), plots, metrics, compare, tables, footer)

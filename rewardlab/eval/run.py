@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rewardlab.config import EvalConfig, save_config, to_dict
+from rewardlab.config import CONFIG_FILE, EvalConfig, config_beside, save_config, to_dict
 from rewardlab.eval import analyze as A
 from rewardlab.eval import metrics as M
 from rewardlab.models.scoring import score_dataset
@@ -218,11 +218,11 @@ def write_outputs(out_dir: Path, result: dict, rows: list[dict], plot: dict, cfg
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"results": str(out_dir / "results.json"), "examples": str(out_dir / "examples.jsonl"),
-             "config": str(out_dir / "rewardlab_config.yaml")}
+             "config": str(out_dir / CONFIG_FILE)}
     with open(out_dir / "examples.jsonl", "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, default=str) + "\n")
-    save_config(cfg, out_dir / "rewardlab_config.yaml")
+    save_config(cfg, out_dir / CONFIG_FILE)
     if cfg.report:
         title = f"Reward model evaluation — {result['model_name']}"
         subtitle = f"{result['form']} from {cfg.data} · layout {result['layout']}"
@@ -295,6 +295,9 @@ def run_eval(cfg: EvalConfig) -> dict:
         s = score_dataset(model, tokenizer, data.records, cfg.batch_size, max_length, cfg.truncation_side,
                           cfg.padding_side, append_eos, cfg.progress, cfg.shared_prompt)
         del model
+        if cfg.shared_prompt and not s.shared_prompt:
+            print(f"eval {name}: --shared-prompt not used: it needs a decoder reward model whose base model takes a KV cache "
+                  f"and records of two or more responses; every sequence was scored in full (same rewards)", file=sys.stderr)
         if cfg.normalize:
             s = s._replace(rewards=[normalize_rewards(r, meta.get("reward_stats"), path) for r in s.rewards])
         metrics, correct, p = analyse(data, s.rewards, s.lengths, cfg)
@@ -323,7 +326,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         if out.suffix.lower() == ".json":
             out.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(out, result)
-            save_config(cfg, out.with_suffix(".config.yaml"))
+            save_config(cfg, config_beside(out))
         else:
             write_outputs(out, result, example_rows(data, scored), plot, cfg)
     return result

@@ -20,6 +20,10 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from rewardlab.checkpoint import read_metadata
+from rewardlab.data.sequence import describe, resolve_append_eos
+from rewardlab.models import pooled as pooled_mod
+from rewardlab.models.gguf import model_kwargs
 from rewardlab.types import RewardOutput
 
 POOLINGS = ("last_token", "model")
@@ -117,8 +121,6 @@ class RewardModel(nn.Module):
         """With gradients, the pooled last layer is the same computation unless activations are recomputed
         (gradient checkpointing re-runs the layer outside this call) or the model drops anything in training
         (dropout would also make the first-call check compare two different random draws)."""
-        from rewardlab.models import pooled as pooled_mod
-
         layer = pooled_mod.last_layer(base)
         if any(getattr(m, "gradient_checkpointing", False) for m in (base, layer)):
             return False
@@ -126,8 +128,6 @@ class RewardModel(nn.Module):
 
     def _pooled_forward(self, base, input_ids, attention_mask, positions, last):
         """(N, C) final hidden states at ``last`` with the last layer run there only; None when not possible."""
-        from rewardlab.models import pooled as pooled_mod
-
         layer = pooled_mod.install(base)
         if layer is None:
             self._pooled_state = "off"
@@ -174,8 +174,6 @@ def load_backbone(
     (then the embeddings are resized). ``gguf_file``: load from that GGUF file inside ``name_or_path``, dequantised
     (see :mod:`rewardlab.models.gguf`).
     """
-    from rewardlab.models.gguf import model_kwargs
-
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or name_or_path, trust_remote_code=trust_remote_code,
                                               gguf_file=None if tokenizer_name else gguf_file)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -227,9 +225,6 @@ def load_reward_model(name_or_path: str, *, trust_remote_code: bool = False, dty
     ``append_eos`` argument, else what ``rewardlab.json`` recorded, else the ecosystem's default) and set on the
     model; ``meta["sequence"]`` says what was chosen and why, ``meta["reward_stats"]`` the saved reward mean/std.
     """
-    from rewardlab.data.sequence import describe, resolve_append_eos
-    from rewardlab.checkpoint import read_metadata
-
     model, tokenizer = load_backbone(name_or_path, trust_remote_code=trust_remote_code, dtype=dtype)
     meta = read_metadata(name_or_path)
     model.eval()

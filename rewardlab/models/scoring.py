@@ -24,11 +24,9 @@ import numpy as np
 import torch
 
 from rewardlab.data.records import common_prefix_length
-from rewardlab.data.batching import TRUNCATION_SIDES, Encoder, TruncationReport, pad, truncate
+from rewardlab.data.batching import TRUNCATION_SIDES, Encoder, TruncationReport, pad, record_parts, truncate
 from rewardlab.data.sequence import encode_pairs, encode_prompts
-from rewardlab.types import LabelRecord, PairRecord, RankRecord, RatingRecord
 
-PADDING_SIDES = ("right", "left")
 
 
 # --------------------------------------------------------------------------- encoding
@@ -52,15 +50,6 @@ class EncodedSequences:
     report: TruncationReport
 
 
-def record_parts(record) -> tuple:
-    """(prompt, responses, field names) of a record: [chosen, rejected] for pairs, K for rankings, 1 otherwise."""
-    if isinstance(record, PairRecord):
-        return record.prompt, [record.chosen, record.rejected], ["chosen", "rejected"]
-    if isinstance(record, RankRecord):
-        return record.prompt, list(record.responses), [f"response_{i}" for i in range(len(record.responses))]
-    if isinstance(record, (RatingRecord, LabelRecord)):
-        return record.prompt, [record.response], ["response"]
-    raise TypeError(f"cannot score {type(record).__name__}; expected PairRecord, RankRecord, RatingRecord or LabelRecord")
 
 
 def encode_sequences(records: list, tokenizer, max_length: int = 512, truncation_side: str = "left",
@@ -115,24 +104,6 @@ def encode_sequences(records: list, tokenizer, max_length: int = 512, truncation
 
 
 # --------------------------------------------------------------------------- scoring
-
-
-def pad_batch(seqs: list[list[int]], pad_id: int, side: str = "right", multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, mask) of shape (N, T), padded on ``side`` to the longest, rounded up to a ``multiple``; an
-    empty sequence becomes one pad token with mask 1."""
-    if side not in PADDING_SIDES:
-        raise ValueError(f"unknown padding side {side!r}; known: {', '.join(PADDING_SIDES)}")
-    if side == "right":
-        return pad(seqs, pad_id, multiple)
-    seqs = [s if s else [pad_id] for s in seqs]
-    T = max(len(s) for s in seqs)
-    T += -T % multiple
-    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), T), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, T - len(s):] = torch.tensor(s, dtype=torch.long)
-        mask[i, T - len(s):] = 1
-    return ids, mask
 
 
 def _response_mask(lengths: list[int], prompt_tokens: list[int], T: int, side: str) -> torch.Tensor:
@@ -197,7 +168,7 @@ def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, p
     for start in starts:
         idx = order[start: start + batch_size]
         batch = [seqs[i] for i in idx]
-        ids, mask = pad_batch(batch, pad_id, padding_side, multiple)  # (b, T)
+        ids, mask = pad(batch, pad_id, multiple, padding_side)  # (b, T)
         if needs_mask:
             rmask = _response_mask([max(len(s), 1) for s in batch], [prompt_tokens[i] for i in idx], ids.shape[1], padding_side)
             rewards = model(ids.to(device), mask.to(device), rmask.to(device)).rewards  # (b,)
@@ -298,11 +269,11 @@ def score_shared_prefix(model, seqs: list[list[int]], owner: list[int], pad_id: 
         batches = tqdm(batches, desc="score", unit="batch")
     for batch in batches:
         prefixes = [seqs[groups[i][0]][:plen[i]] for i in batch]
-        pids, pmask = pad_batch(prefixes, pad_id, "left")  # (G, P)
+        pids, pmask = pad(prefixes, pad_id, side="left")  # (G, P)
         members = [n for i in batch for n in groups[i]]
         rep = torch.tensor([j for j, i in enumerate(batch) for _ in groups[i]], device=device)  # (N,) group of each sequence
         suffixes = [seqs[n][plen[i]:] for i in batch for n in groups[i]]
-        sids, smask = pad_batch(suffixes, pad_id, "right")  # (N, S)
+        sids, smask = pad(suffixes, pad_id)  # (N, S)
         pids, pmask, sids, smask = pids.to(device), pmask.to(device), sids.to(device), smask.to(device)
         ppos = (pmask.cumsum(-1) - 1).clamp(min=0)  # (G, P)
         cache = base(input_ids=pids, attention_mask=pmask, position_ids=ppos, use_cache=True)[cache_arg]
@@ -344,6 +315,7 @@ class ScoredRecords(NamedTuple):
     rewards: list
     lengths: list
     truncation: dict
+    shared_prompt: bool = False  # True when prompts were encoded once (``score_shared_prefix``)
 
 
 def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512,
@@ -359,7 +331,8 @@ def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_len
     sequences; FineGrainedRLHF pairs 11% shared, 0.90×; command: bench/bench_shared_prompt.py).
     """
     enc = encode_sequences(records, tokenizer, max_length, truncation_side, model_append_eos(model, append_eos))
-    if shared_prompt and supports_shared_prefix(model) and len(enc.ids) > len(records):
+    shared = shared_prompt and supports_shared_prefix(model) and len(enc.ids) > len(records)
+    if shared:
         flat = score_shared_prefix(model, enc.ids, enc.owner, tokenizer.pad_token_id, batch_size, progress)
     else:
         flat = score_ids(model, enc.ids, tokenizer.pad_token_id, batch_size, progress, padding_side, enc.prompt_tokens)
@@ -369,7 +342,7 @@ def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_len
         rewards.append(flat[i: i + c])
         lengths.append(np.asarray(enc.response_tokens[i: i + c], dtype=np.float64))
         i += c
-    return ScoredRecords(rewards, lengths, enc.report.summary())
+    return ScoredRecords(rewards, lengths, enc.report.summary(), shared)
 
 
 def score_records(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512, truncation_side: str = "left",

@@ -7,7 +7,7 @@ over-optimisation curves (gold and proxy vs √KL with Gao et al.'s fits).
 See :mod:`rewardlab.optimize.run` for the loops, :mod:`rewardlab.optimize.algorithms` for the maths.
 """
 
-from rewardlab.optimize.config import METHODS, OptimizeConfig
+from rewardlab.config import METHODS, OptimizeConfig
 from rewardlab.optimize.run import RUNNERS, optimize
 
 __all__ = ["METHODS", "OptimizeConfig", "RUNNERS", "optimize"]

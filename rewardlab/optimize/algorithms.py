@@ -13,11 +13,10 @@ Per sequence, KL(π‖π_ref)(·|prompt) is estimated by Σ_t k_t over the compl
 
 Best-of-N KL (Stiennon et al. 2020, Appendix; Gao et al. 2022): KL(π_BoN ‖ π) ≈ log N − (N−1)/N,
 exact in the limit of a continuous reward and an upper bound otherwise (Beirami et al. 2024).
+The expected reward of best-of-N is an evaluation metric: ``eval.metrics.best_of_n_expectation``.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -80,30 +79,6 @@ def bon_selection_probs(m: int, n: int) -> np.ndarray:
 def bon_exact_kl(m: int, n: int) -> float:
     """Exact KL(π_BoN ‖ uniform over M distinct items) = Σ_i p_i log(M p_i); tends to log n − (n−1)/n as M → ∞."""
     return exact_kl(bon_selection_probs(m, n), np.full(m, 1.0 / m))
-
-
-def bon_expected(proxy: np.ndarray, values: np.ndarray, n: int) -> float:
-    """Unbiased estimate of E[value of the proxy-best of n draws] from M ≥ n samples of one prompt.
-
-    Sort the M samples by proxy ascending; the best of a uniformly random n-subset (without
-    replacement) is sample i with probability C(i−1, n−1) / C(M, n), so
-    E = Σ_i C(i−1, n−1)/C(M, n) · value_(i) (Nakano et al. 2021 and Gao et al. 2022 use this estimator).
-    Ties in proxy are broken by sample order.
-    """
-    proxy, values = np.asarray(proxy, dtype=float), np.asarray(values, dtype=float)
-    m = proxy.size
-    if not 1 <= n <= m:
-        raise ValueError(f"need 1 <= n <= M = {m}, got n = {n}")
-    order = np.argsort(proxy, kind="stable")
-    i = np.arange(1, m + 1)
-    log_w = np.array([_log_comb(k - 1, n - 1) for k in i]) - _log_comb(m, n)  # (M,) -inf where k - 1 < n - 1
-    return float(np.sum(np.exp(log_w) * values[order]))
-
-
-def _log_comb(a: int, b: int) -> float:
-    if b < 0 or b > a:
-        return -math.inf
-    return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
 
 
 # ---------------------------------------------------------------------------- weights and filters

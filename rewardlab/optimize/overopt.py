@@ -31,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
+from rewardlab import report as R
+
 FORMS = ("bon", "rl")
 
 
@@ -189,7 +191,7 @@ def _fmt(x) -> str:
 
 
 def report(curves: Sequence[Curve], output: str | Path, title: str = "Over-optimisation on the built-in task") -> dict:
-    """overopt.png, overopt.json and overopt.md in ``output``; returns the JSON summary."""
+    """overopt.png, overopt.json, overopt.md and overopt.html in ``output``; returns the JSON summary."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     png = plot(curves, output / "overopt.png", title)
@@ -213,7 +215,22 @@ def report(curves: Sequence[Curve], output: str | Path, title: str = "Over-optim
                      f"{r['max_gold_gain']:.3f} | {r['final_kl']:.3f} |")
     lines += ["", "Over-optimises less: at equal d, the RM whose gold curve stays higher (larger α, smaller β; later d*)."]
     (output / "overopt.md").write_text("\n".join(lines) + "\n")
+    write_html(rows, png, output / "overopt.html", title)
     return summary
+
+
+def write_html(rows: list[dict], png: Path, path: Path, title: str) -> Path:
+    """overopt.html: the figure and the fit table as sections of the one report page (``rewardlab.report``)."""
+    header = ["RM", "form", "gold α", "gold β", "gold R²", "d*", "R*", "proxy α", "proxy β", "max gold gain", "final KL"]
+    table = [[r["rm"], r["form"], r["fits"]["gold"]["alpha"], r["fits"]["gold"]["beta"], r["fits"]["gold"]["r2"],
+              _fmt(r["fits"]["gold"]["d_star"]), _fmt(r["fits"]["gold"]["r_star"]), r["fits"].get("proxy", {}).get("alpha"),
+              r["fits"].get("proxy", {}).get("beta"), r["max_gold_gain"], r["final_kl"]] for r in rows]
+    parts = [R.section("Gold and proxy reward against d = √KL", R.figure(png, "gains over the initial policy; proxy rescaled by "
+                                                                          "σ_gold/σ_proxy of the initial policy")),
+             R.section("Fits (Gao et al. 2022)", R.paragraph("Best-of-N R = d(α − βd), RL R = d(α − β log d); d* is where the fitted "
+                                                             "gold gain peaks. Over-optimises less: at equal d, the RM whose gold curve "
+                                                             "stays higher (larger α, smaller β; later d*)."), R.table(header, table))]
+    return R.write(path, R.page(title, parts))
 
 
 # ---------------------------------------------------------------------------- the command

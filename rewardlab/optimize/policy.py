@@ -19,40 +19,17 @@ from __future__ import annotations
 import functools
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from rewardlab.optimize.config import opt
+from rewardlab.config import PolicyConfig
 from rewardlab.optimize.sampling import pad_id
 
 POLICY_METADATA = "rewardlab_policy.json"
-
-
-@dataclass
-class PolicyConfig:
-    """How the tiny initial policy is built and trained."""
-
-    output: str = opt("runs/policy", "Folder to write the policy (HF causal LM + tokenizer) to.")
-    size: str = opt("micro", "Model size: nano (2 layers × 32), micro (2 × 64) or mini (4 × 256).")
-    vocab_size: int = opt(1000, "BPE vocabulary size of the tokenizer trained on the task's text.")
-    n_examples: int = opt(3000, "SFT examples (prompt, response of uniform random quality) from the built-in task.")
-    epochs: int = opt(2, "Passes over the SFT examples.")
-    batch_size: int = opt(32, "Examples per step.")
-    lr: float = opt(3e-3, "Peak learning rate (AdamW, linear decay to 0).")
-    seed: int = opt(0, "Seed of the weights, the examples and their order.")
-    task_seed: int = opt(0, "Seed of the built-in task config (the gold does not depend on it).")
-
-    def __post_init__(self):
-        from rewardlab.models.tiny import SIZES
-
-        if self.size not in SIZES:
-            raise ValueError(f"unknown size {self.size!r}; known: {', '.join(SIZES)}")
-        if self.n_examples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("n_examples, epochs, batch_size must be >= 1 and lr > 0")
 
 
 @functools.lru_cache(maxsize=8)

@@ -32,22 +32,22 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from rewardlab import checkpoint as ckpt
+from rewardlab.eval.metrics import best_of_n_expectation
 from rewardlab.optimize import algorithms as A
-from rewardlab.optimize.config import OptimizeConfig, save_config
+from rewardlab.config import CONFIG_FILE, OptimizeConfig, save_config
 from rewardlab.optimize.policy import gold_task, load_policy, sft_loss
 from rewardlab.optimize.sampling import PolicyWithValue, Rollout, forward_tokens, sample
 from rewardlab.rewards import DiscriminatorReward, RunningNorm, build_reward
 from rewardlab.rewards.simple import GoldReward
 
-LOG, SUMMARY, CONFIG, STATE = "log.jsonl", "summary.json", "config.yaml", "state.pt"
+LOG, SUMMARY, CONFIG = "log.jsonl", "summary.json", CONFIG_FILE
 EVAL_CHUNK = 64
 
 
@@ -239,39 +239,29 @@ class Session:
 
     # -------------------------------------------------- checkpoints
     def save_checkpoint(self, extra: dict) -> None:
-        """output/checkpoints/step-N: the policy (HF folder) and state.pt (optimizer, value head, extra), atomically."""
+        """output/checkpoints/step-N: the policy (HF folder), rewardlab.json and trainer_state.pt (optimizer, value
+        head, reward norms, discriminators, extra), written atomically (``checkpoint.save_model_folder``)."""
         self.acc.wait_for_everyone()
         if not self.acc.is_main_process:
             return
-        folder = self.out / "checkpoints" / f"step-{self.step}"
-        tmp = folder.with_name(folder.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        self.lm.save_pretrained(tmp, safe_serialization=True)
-        self.tok.save_pretrained(tmp)
         inner = self.acc.unwrap_model(self.module)
-        torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
-                    "value_head": None if inner.value_head is None else inner.value_head.state_dict(),
-                    "norms": [n.state_dict() for n in _norms(self.reward)],
-                    "discriminators": [d.state_dict() for d in _discriminators(self.reward)], **extra}, tmp / STATE)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-
-    def latest_checkpoint(self) -> Path | None:
-        found = [(int(m.group(1)), p) for p in (self.out / "checkpoints").glob("step-*")
-                 if (m := re.fullmatch(r"step-(\d+)", p.name)) and (p / STATE).is_file()]
-        return max(found)[1] if found else None
+        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
+                 "value_head": None if inner.value_head is None else inner.value_head.state_dict(),
+                 "norms": [n.state_dict() for n in _norms(self.reward)],
+                 "discriminators": [d.state_dict() for d in _discriminators(self.reward)], **extra}
+        meta = {"format": "rewardlab-policy", "method": self.cfg.method, "policy": self.cfg.policy, "step": self.step,
+                "versions": ckpt.versions()}
+        ckpt.save_model_folder(self.out / "checkpoints" / f"step-{self.step}", self.lm, self.tok, meta, state)
 
     def resume(self) -> dict:
         """Load the latest checkpoint (policy, optimizer, value head, norms, discriminators); trim the log after it;
         return extra state."""
         from transformers import AutoModelForCausalLM
 
-        folder = self.latest_checkpoint()
+        folder = ckpt.latest_checkpoint(self.out)
         if folder is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
-        state = torch.load(folder / STATE, map_location="cpu", weights_only=False)
+        state = torch.load(folder / ckpt.STATE, map_location="cpu", weights_only=False)
         self.lm.load_state_dict(AutoModelForCausalLM.from_pretrained(folder).state_dict())
         inner = self.acc.unwrap_model(self.module)
         if inner.value_head is not None:
@@ -294,8 +284,8 @@ class Session:
         output/discriminator[-i]), write summary.json; return the summary."""
         final = self.eval_and_log()
         if self.acc.is_main_process:
-            self.lm.save_pretrained(self.out / "policy", safe_serialization=True)
-            self.tok.save_pretrained(self.out / "policy")
+            ckpt.save_model_folder(self.out / "policy", self.lm, self.tok, {"format": "rewardlab-policy", "method": self.cfg.method,
+                                   "policy": self.cfg.policy, "step": self.step, "versions": ckpt.versions()})
             discs = _discriminators(self.reward)
             for i, d in enumerate(discs):
                 d.save(self.out / ("discriminator" if len(discs) == 1 else f"discriminator-{i}"))
@@ -335,7 +325,7 @@ def summarize(arrays: dict) -> dict:
 def write_summary(out: Path, summary: dict, main: bool = True) -> None:
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / SUMMARY).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        ckpt.write_json_atomic(out / SUMMARY, summary)
 
 
 def _start(cfg: OptimizeConfig, log, value_head: bool = False) -> tuple[Session, dict, dict | None]:
@@ -385,7 +375,7 @@ def _clip_and_step(s: Session) -> float:
 
 def run_bon(cfg: OptimizeConfig, log=print) -> dict:
     """Best-of-N on the held-out prompts: max(n) samples per prompt, each N's expected proxy and gold
-    with the unbiased estimator :func:`~rewardlab.optimize.algorithms.bon_expected`, the analytic KL,
+    with the unbiased estimator :func:`~rewardlab.eval.metrics.best_of_n_expectation`, the analytic KL,
     and the selected completions at N = max(n) in ``selections.jsonl``."""
     s = Session(cfg, log)
     if s.acc.is_main_process:
@@ -412,8 +402,8 @@ def run_bon(cfg: OptimizeConfig, log=print) -> dict:
     curve = []
     for n in ns:
         point = {"n": n, "kl": A.bon_kl(n), "d": math.sqrt(A.bon_kl(n)),
-                 "proxy": float(np.mean([A.bon_expected(proxy[i], proxy[i], n) for i in range(len(rows))])),
-                 "gold": None if gold is None else float(np.mean([A.bon_expected(proxy[i], gold[i], n) for i in range(len(rows))]))}
+                 "proxy": best_of_n_expectation(proxy, proxy, n),
+                 "gold": None if gold is None else best_of_n_expectation(proxy, gold, n)}
         point = s.reduce(point)
         curve.append(point)
         s.step = n

@@ -5,7 +5,7 @@
     >>> reward(["Question: What do you think of coffee?\\nAnswer:"], ["I love the coffee."])  # doctest: +SKIP
 
 See :mod:`rewardlab.rewards.catalogue` for the spec strings (``rm:PATH``, ``ensemble:A,B;agg=min``, ``bleu``,
-``adversarial:PATH`` …).
+``adversarial:PATH``, ``http://HOST:PORT`` …).
 """
 
 from rewardlab.rewards.adversarial import DiscriminatorReward

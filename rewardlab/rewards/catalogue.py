@@ -12,15 +12,19 @@ Spec grammar: ``KIND[:ARG][;KEY=VALUE]...`` (values parsed as YAML scalars). Kin
                                 column (real) from the policy's samples; reward form(D) (GAIL / SeqGAN / AIRL);
                                 keys: lr (1e-5), steps (per call, 1; 0 = score only), loss (bce | bt), form (logsigmoid |
                                 neg_log_one_minus | logit | sigmoid), column (reference), replay (0), batch_size, max_length, device
+    http://HOST:PORT            the RM a `rewardlab serve` server serves (also https://), through rewardlab.client; keys:
+                                api_key_env (NAME of the environment variable holding the key; default REWARDLAB_API_KEY;
+                                never the key itself), timeout (30 s per request), retries (3), max_items (256 per request)
 
 Examples: ``rm:runs/bt``, ``ensemble:runs/a,runs/b;agg=min``, ``rouge:rougeL;column=summary``,
-``adversarial:runs/tiny;lr=1e-3;steps=2;loss=bt``.
+``adversarial:runs/tiny;lr=1e-3;steps=2;loss=bt``, ``http://127.0.0.1:8000;api_key_env=RM_KEY;timeout=60``.
 :func:`build_reward` turns several specs with weights into a weighted sum, optionally normalised
 (running mean/std) and clipped.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 
@@ -77,6 +81,22 @@ def _adversarial(arg, kw, task):
     return DiscriminatorReward.load(_need("adversarial", arg, "path"), **kw)
 
 
+def _http(scheme: str):
+    """The builder of ``http://…`` or ``https://…``: parse_spec reads the scheme as the kind, ``//HOST:PORT`` as its arg."""
+    def build(arg, kw, task):
+        from rewardlab.rewards.remote import HTTPReward
+
+        if "api_key" in kw:
+            raise ValueError(f"reward kind {scheme!r}: no api_key in a spec (specs are saved in rewardlab_config.yaml); "
+                             "give api_key_env=NAME of an environment variable that holds it (default REWARDLAB_API_KEY)")
+        kw = _keys(scheme, kw, ("api_key_env", "timeout", "retries", "max_items"))
+        env = kw.pop("api_key_env", None)
+        if env is not None and not os.environ.get(env):
+            raise ValueError(f"reward kind {scheme!r}: api_key_env={env} but the environment variable {env} is not set")
+        return HTTPReward(f"{scheme}:{_need(scheme, arg, '//host:port')}", api_key=os.environ[env] if env else None, **kw)
+    return build
+
+
 KINDS = {
     "gold": lambda arg, kw, task: GoldReward(task, **_keys("gold", kw, ())),
     "rm": _rm,
@@ -89,6 +109,8 @@ KINDS = {
     "ngram": lambda arg, kw, task: NgramReward(int(arg or 1), reference_column=_keys("ngram", kw, ("column",)).get("column", "reference")),
     "lm": _lm,
     "adversarial": _adversarial,
+    "http": _http("http"),
+    "https": _http("https"),
 }
 """Reward kind → builder(arg, options, task)."""
 

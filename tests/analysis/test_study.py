@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from rewardlab.analysis import study_metrics as M
 from rewardlab.analysis.study import RunSpec, StudyError, plan_runs, run_hparams, run_ray, run_study
 from rewardlab.cli import app
 from rewardlab.config import StudyConfig, load_config
+from rewardlab.eval.metrics import best_of_n_expectation, best_of_n_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -104,16 +106,16 @@ def test_best_of_n_expectation_by_hand_and_by_enumeration():
     """rewards [3, 1, 2], gold [0, 3, 6]: sorted by reward the gold is (0, 6, 3); w(c=3, n=2) =
     (C(2,1), C(1,1), C(0,1)) / C(3,2) = (2/3, 1/3, 0) → E = 2. n = 1 → mean gold 3; n = 3 → the top
     reward's gold 0. Then on random data E_n equals the average over all C(6, n) subsets."""
-    assert np.allclose(M.best_of_n_weights(3, 2), [2 / 3, 1 / 3, 0])
+    assert np.allclose(best_of_n_weights(3, 2), [2 / 3, 1 / 3, 0])
     r, g = np.array([[3.0, 1.0, 2.0]]), np.array([[0.0, 3.0, 6.0]])
-    assert math.isclose(M.best_of_n_expectation(r, g, 2), 2.0)
-    assert math.isclose(M.best_of_n_expectation(r, g, 1), 3.0)
-    assert math.isclose(M.best_of_n_expectation(r, g, 3), 0.0)
+    assert math.isclose(best_of_n_expectation(r, g, 2), 2.0)
+    assert math.isclose(best_of_n_expectation(r, g, 1), 3.0)
+    assert math.isclose(best_of_n_expectation(r, g, 3), 0.0)
     rng = np.random.default_rng(0)
     r, g = rng.normal(size=(1, 6)), rng.normal(size=(1, 6))
     for n in (1, 2, 4, 6):
         brute = np.mean([g[0, list(s)][np.argmax(r[0, list(s)])] for s in itertools.combinations(range(6), n)])
-        assert math.isclose(M.best_of_n_expectation(r, g, n), brute)
+        assert math.isclose(best_of_n_expectation(r, g, n), brute)
     assert M.n_grid(64) == [1, 2, 4, 8, 16, 32, 64] and M.n_grid(12) == [1, 2, 4, 8, 12]
 
 
@@ -177,14 +179,10 @@ def test_config_validation_and_noise_substitution():
     assert len(plan_runs(cfg)) == 2 * 2 * 1 * 1 * 2 and RunSpec("bt", 0.3, 0.0, 2000, 1).run_id == "bt_eps0.3_lam0_n2000_seed1"
 
 
-def test_ray_executor_without_ray_is_a_clear_error():
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        with pytest.raises(StudyError, match="pip install"):
-            list(run_ray([], None, False))
-    else:  # pragma: no cover - ray installed
-        pytest.skip("ray is installed")
+def test_ray_executor_without_ray_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError, whether ray is installed or not
+    with pytest.raises(StudyError, match="pip install"):
+        list(run_ray([], None, False))
 
 
 # --------------------------------------------------------------------------- end to end
@@ -237,22 +235,22 @@ def test_cli_mini_study_writes_every_output(mini_study):
     for name in PNGS:
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000 and name in md
-    saved = load_config(StudyConfig, out / "study_config.yaml")
+    saved = load_config(StudyConfig, out / "rewardlab_config.yaml")
     assert saved.losses == ["bt", "label_smoothing"] and saved.seeds == [0, 1] and saved.flip_rates == [0.0, 0.3]
 
 
 def test_rerun_does_not_redo_finished_runs_and_config_file_reproduces(mini_study):
-    """Running the saved study_config.yaml again trains nothing (same run keys) and leaves the
+    """Running the saved rewardlab_config.yaml again trains nothing (same run keys) and leaves the
     results untouched; a deleted result is redone alone."""
     out, _ = mini_study
     files = sorted((out / "runs").glob("*/result.json"))
     before = {p: p.stat().st_mtime_ns for p in files}
-    log = cli("study", "--config", out / "study_config.yaml", "--no-progress")
+    log = cli("study", "--config", out / "rewardlab_config.yaml", "--no-progress")
     assert "8 done, 0 to run" in log
     assert {p: p.stat().st_mtime_ns for p in files} == before
     victim = out / "runs" / "label_smoothing_eps0.3_lam0_n48_seed1" / "result.json"
     victim.unlink()
-    log = cli("study", "--config", out / "study_config.yaml", "--no-progress", "--workers", 1)
+    log = cli("study", "--config", out / "rewardlab_config.yaml", "--no-progress", "--workers", 1)
     assert "7 done, 1 to run" in log and victim.is_file()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p != victim)
 
@@ -291,7 +289,7 @@ def test_demo_runs_with_a_tiny_backbone(tmp_path, tiny_backbone):
     assert "summary" in log and "report:" in log and "plackett_luce" in log and "wall time" in log
     res = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert res["n_runs"] == 6 * 2 and {r["family"] for r in res["runs"]} == {"pairwise", "listwise", "pointwise"}
-    assert yaml.safe_load((tmp_path / "demo" / "study_config.yaml").read_text())["mode"] == "head"
+    assert yaml.safe_load((tmp_path / "demo" / "rewardlab_config.yaml").read_text())["mode"] == "head"
 
 
 def test_shards_run_their_share_and_a_failed_run_is_reported(tmp_path, tiny_backbone, monkeypatch):

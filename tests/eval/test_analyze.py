@@ -29,6 +29,17 @@ def test_pairs_headline_and_data_ties():
     assert out["rewards"]["chosen"]["mean"] == 1.5 and out["rewards"]["rejected"]["mean"] == 0.75
 
 
+def test_pair_headline_is_the_head_of_pair_analysis():
+    """pair_headline (the training loop's pair numbers) on RC/RR/TIE: the strict pairs' Δ = [1, 0, −1, 3]
+    → accuracy ½, one reward tie, margin ¾, one data tie; pair_analysis opens with the same values."""
+    head = A.pair_headline(RC, RR, tie=TIE)
+    assert head == {k: v for k, v in A.pair_analysis(RC, RR, tie=TIE, n_boot=0).items() if k in head}
+    assert (head["accuracy"], head["n_pairs"], head["reward_ties"], head["mean_margin"], head["n_tie_pairs_in_data"]) == (
+        0.5, 4, 1, 0.75, 1)
+    with pytest.raises(ValueError, match="ties in the data"):
+        A.pair_headline([1.0], [0.0], tie=[True])
+
+
 def test_pairs_strength_subsets_annotators():
     """strength [2, 1, 1, 2]: bucket 1 has Δ [0, −1] → 0, bucket 2 has Δ [1, 3] → 1.
     subsets [s1, s1, s2, s2] → s1: Δ [1, 0] → ½, s2: Δ [−1, 3] → ½.
@@ -102,6 +113,13 @@ def test_labels_given_and_fitted_threshold():
     fitted = A.label_analysis(np.arange(10.0), [0] * 5 + [1] * 5, fit_fraction=0.5)
     assert fitted["n_fit"] + fitted["n_eval"] == 10 and fitted["threshold_source"] == "fitted on a split"
     assert fitted["accuracy"] == 1.0 and fitted["auc"] == 1.0  # separable: any fitted threshold in the gap works
+
+
+def test_label_accuracy_at_threshold_zero_counts_zero_as_good():
+    """threshold 0 (the training loop's): ŷ = 1[r ≥ 0]. rewards [0, −1, 2, −0.5], labels [1, 0, 0, 1]
+    → ŷ = [1, 0, 1, 0]: right on 0 and 1 → accuracy ½. A reward of exactly 0 is predicted good."""
+    out = A.label_analysis([0.0, -1.0, 2.0, -0.5], [1, 0, 0, 1], threshold=0.0)
+    assert out["accuracy"] == 0.5 and out["threshold"] == 0.0 and out["n"] == 4
 
 
 def test_rewardbench_wiring():

@@ -101,6 +101,17 @@ def test_evaluate_records_every_form():
     assert out["accuracy"] == 0.5
 
 
+def test_evaluate_records_label_accuracy_is_rewardlab_evals_at_threshold_0():
+    """WordRM (#good − #bad): rewards "x" 0, "bad" −1, "good" 1 with labels [1, 0, 0]. ŷ = 1[r ≥ 0] = [1, 0, 1]
+    → right, right, wrong → 2/3, as ``label_analysis(threshold=0)`` (``rewardlab eval --threshold 0``) says.
+    (Before, training counted r = 0 as bad: 1[r > 0] = [0, 0, 1] → 1/3.)"""
+    tok = word_tokenizer()
+    recs = [LabelRecord("q", "x", 1), LabelRecord("q", "bad", 0), LabelRecord("q", "good", 0)]
+    out = evaluate_records(WordRM(tok), tok, recs)
+    assert out["accuracy"] == pytest.approx(2 / 3) and out["n"] == 3
+    assert out["accuracy"] == A.label_analysis([0.0, -1.0, 1.0], [1, 0, 0], threshold=0.0)["accuracy"]
+
+
 @pytest.fixture(scope="module")
 def llama_rm(tiny_llama):
     from rewardlab.models.reward_model import load_reward_model
@@ -132,3 +143,41 @@ def test_left_padding_refused_for_encoders():
 
     with pytest.raises(ValueError, match="padding_side='left'"):
         score_ids(Encoderish(), [[3, 4]], pad_id=0, padding_side="left")
+
+
+def test_held_out_loss_is_the_training_objective(llama_rm):
+    """evaluate_records(loss=(spec, hp)): `loss` is the run's objective on the held-out rewards — for bt the BT loss
+    it reports anyway; for hinge max(0, 1 − Δ) averaged by hand from the same rewards."""
+    from rewardlab.losses import get_loss, resolve_hparams
+    from rewardlab.types import PairRecord
+
+    model, tok = llama_rm
+    records = [PairRecord("q", "a good answer", "bad"), PairRecord("q2", "fine", "a worse one"), PairRecord("q3", "x", "y", tie=True)]
+    plain = evaluate_records(model, tok, records)
+    bt = evaluate_records(model, tok, records, loss=(get_loss("bt"), {}))
+    assert bt["loss"] == pytest.approx(plain["loss"], rel=1e-5)
+    rewards = score_dataset(model, tok, records).rewards
+    delta = np.array([r[0] - r[1] for r in rewards[:2]])  # the tie pair does not count for hinge either
+    spec = get_loss("hinge")
+    hinge = evaluate_records(model, tok, records, loss=(spec, resolve_hparams(spec, {})))
+    assert hinge["loss"] == pytest.approx(np.mean(np.maximum(0.0, 1.0 - delta)), rel=1e-5)  # m = 1
+
+
+def test_held_out_loss_of_rankings_and_ratings(llama_rm):
+    """Rankings of different sizes (the shorter one padded, as in training) and ratings: the objective from the
+    scored rewards, computed here straight from the loss functions."""
+    import torch
+
+    from rewardlab.losses import get_loss
+
+    model, tok = llama_rm
+    ranks = [RankRecord("q", ("a", "bb", "ccc"), (0, 1, 2)), RankRecord("q2", ("dd", "e"), (1, 0))]
+    r = score_dataset(model, tok, ranks).rewards
+    pl = get_loss("plackett_luce")
+    by_hand = np.mean([float(pl.fn(torch.tensor(x, dtype=torch.float32)[None], torch.tensor(rec.ranks, dtype=torch.float32)[None],
+                                   torch.ones(1, len(x), dtype=torch.bool))) for x, rec in zip(r, ranks)])
+    assert evaluate_records(model, tok, ranks, loss=(pl, {}))["loss"] == pytest.approx(by_hand, rel=1e-5)
+    ratings = [RatingRecord("q", "a", score=1.0), RatingRecord("q", "bb", score=-2.0)]
+    r = np.concatenate(score_dataset(model, tok, ratings).rewards)
+    got = evaluate_records(model, tok, ratings, loss=(get_loss("mse"), {"weights": None}))["loss"]
+    assert got == pytest.approx(np.mean((r - np.array([1.0, -2.0])) ** 2), rel=1e-5)

@@ -261,6 +261,58 @@ def test_rank_accuracy_padding_must_match():
         M.rank_accuracy([[1.0, 2.0]], [[1.0, float("nan")]])
 
 
+def test_best_of_k_credits_are_rank_accuracys_groups():
+    """The per-group credits of test_rank_accuracy_by_hand's data: group 1 → 1, group 2 (tied at the max,
+    one of the two best) → ½, group 3 skipped; their mean is best_of_k_accuracy 0.75."""
+    nan = float("nan")
+    rewards = [[3, 1, 2], [2, 2, nan], [1, 5, nan]]
+    ranks = [[1, 2, 3], [2, 1, nan], [1, 1, nan]]
+    assert M.best_of_k_credits(rewards, ranks).tolist() == [1.0, 0.5]
+    assert M.best_of_k_credits(rewards, ranks).mean() == M.rank_accuracy(rewards, ranks)["best_of_k_accuracy"]
+
+
+# --------------------------------------------------------------------------- best-of-N
+
+
+def test_best_of_n_ties_share_their_weights_by_hand():
+    """proxy [2, 1, 1, 0], gold [5, 0, 3, 9], n = 2. The 6 subsets: {0, x} ×3 → 5 each; {1, 2} a proxy tie,
+    the pick a coin flip → (0 + 3)/2; {1, 3} → 0; {2, 3} → 3. E = (15 + 1.5 + 0 + 3)/6 = 3.25.
+    By the weights: w(4, 2) = (3, 2, 1, 0)/6, the tied 2nd and 3rd share (2 + 1)/12 = ¼ each:
+    5·½ + (0 + 3)·¼ + 9·0 = 3.25. (Breaking the tie by position gave 3.0 — first wins — or 3.5 — last
+    wins — before one estimator replaced two.) Two tied candidates, n = 2: ½ each → (0 + 1)/2."""
+    assert M.best_of_n_weights(4, 2) == pytest.approx([1 / 2, 1 / 3, 1 / 6, 0])
+    assert M.best_of_n_expectation([2.0, 1.0, 1.0, 0.0], [5.0, 0.0, 3.0, 9.0], 2) == pytest.approx(3.25)
+    assert M.best_of_n_expectation([2.0, 1.0, 1.0, 0.0], [5.0, 3.0, 0.0, 9.0], 2) == pytest.approx(3.25)
+    assert M.best_of_n_expectation([1.0, 1.0], [0.0, 1.0], 2) == 0.5
+    assert M.best_of_n_expectation([1.0, 1.0], [0.0, 1.0], 1) == 0.5
+
+
+def test_best_of_n_equals_enumeration_with_random_tie_breaks():
+    """On proxies with many ties (integers 0–2), E_n equals the mean over all C(C, n) subsets of the mean
+    gold among the subset's proxy-best; a (M, C) batch is the mean of its rows; order does not matter."""
+    from itertools import combinations
+
+    rng = np.random.default_rng(0)
+    proxy, gold = rng.integers(0, 3, size=(5, 7)).astype(float), rng.normal(size=(5, 7))
+    for n in range(1, 8):
+        per_row = []
+        for r, g in zip(proxy, gold):
+            picks = [g[list(s)][r[list(s)] == r[list(s)].max()].mean() for s in combinations(range(7), n)]
+            per_row.append(np.mean(picks))
+            perm = rng.permutation(7)
+            assert M.best_of_n_expectation(r[perm], g[perm], n) == pytest.approx(per_row[-1])
+        assert M.best_of_n_expectation(proxy, gold, n) == pytest.approx(np.mean(per_row))
+
+
+def test_best_of_n_errors():
+    with pytest.raises(ValueError, match="1 <= n <= c"):
+        M.best_of_n_expectation([1.0, 2.0], [1.0, 2.0], 3)
+    with pytest.raises(ValueError, match="same|both"):
+        M.best_of_n_expectation([1.0, 2.0], [1.0, 2.0, 3.0], 1)
+    with pytest.raises(ValueError, match="non-finite"):
+        M.best_of_n_expectation([1.0, float("nan")], [1.0, 2.0], 1)
+
+
 # --------------------------------------------------------------------------- labels
 
 

@@ -137,7 +137,7 @@ def test_folder_and_file_outputs(fake_models, tmp_path):
         assert (out_dir / f).is_file(), f
     R.run_eval(cfg(model="word", data=str(data), output=str(tmp_path / "m.json")))
     assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == pytest.approx(4 / 6)
-    assert (tmp_path / "m.config.yaml").is_file() and not (tmp_path / "examples.jsonl").exists()
+    assert (tmp_path / "m.rewardlab_config.yaml").is_file() and not (tmp_path / "examples.jsonl").exists()
 
 
 def test_strength_buckets_and_annotators(fake_models, tmp_path):

@@ -62,6 +62,22 @@ def test_encoders_and_singletons_fall_back(tiny_models):
     model, tok, _ = load_reward_model(str(tiny_models["bert"]))
     assert not supports_shared_prefix(model)
     recs = [PairRecord("a prompt", "one answer", "another answer")]
-    got = np.concatenate(score_dataset(model, tok, recs, shared_prompt=True).rewards)
+    scored = score_dataset(model, tok, recs, shared_prompt=True)
     ref = np.concatenate(score_dataset(model, tok, recs, shared_prompt=False).rewards)
-    assert np.array_equal(got, ref)
+    assert np.array_equal(np.concatenate(scored.rewards), ref) and scored.shared_prompt is False  # the fallback is reported
+
+
+def test_eval_says_when_shared_prompt_falls_back_and_refuses_left_padding(tiny_models, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from rewardlab.config import EvalConfig
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"prompt": "a prompt", "chosen": "one answer", "rejected": "another"}) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "rewardlab", "eval", "--model", str(tiny_models["bert"]), "--data", str(data),
+                           "--shared-prompt", "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--shared-prompt not used" in proc.stderr
+    with pytest.raises(ValueError, match="--padding-side left would be ignored"):
+        EvalConfig(model="m", data="d", shared_prompt=True, padding_side="left")

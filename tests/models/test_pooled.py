@@ -143,11 +143,12 @@ def test_unknown_layers_run_in_full_and_weights_are_untouched(tiny_models, tmp_p
 
 
 def test_score_ids_pads_to_a_multiple_with_the_same_rewards(tiny_llama):
-    from rewardlab.models.scoring import pad_batch, score_ids
+    from rewardlab.data.batching import pad
+    from rewardlab.models.scoring import score_ids
 
-    ids, mask = pad_batch([[5, 6, 7], [8]], 0, "right", multiple=8)
+    ids, mask = pad([[5, 6, 7], [8]], 0, multiple=8)
     assert ids.shape == (2, 8) and mask.sum().item() == 4
-    ids, mask = pad_batch([[5, 6, 7], [8]], 0, "left", multiple=4)
+    ids, mask = pad([[5, 6, 7], [8]], 0, multiple=4, side="left")
     assert ids.tolist() == [[0, 5, 6, 7], [0, 0, 0, 8]] and mask.tolist() == [[0, 1, 1, 1], [0, 0, 0, 1]]
     rm, _, _ = load_reward_model(str(tiny_llama))
     seqs = [list(range(3, 3 + n)) for n in (5, 9, 2, 14, 7)]

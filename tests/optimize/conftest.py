@@ -32,7 +32,8 @@ def random_lm():
 @pytest.fixture(scope="session")
 def tiny_policy(tmp_path_factory):
     """The tiny initial policy, trained by rewardlab on the built-in task (SFT, ~10 s on one core)."""
-    from rewardlab.optimize.policy import PolicyConfig, train_policy
+    from rewardlab.config import PolicyConfig
+    from rewardlab.optimize.policy import train_policy
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("policy")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from rewardlab.optimize.config import OptimizeConfig
+from rewardlab.config import OptimizeConfig
 from rewardlab.optimize.run import optimize
 from rewardlab.rewards import DiscriminatorReward
 
@@ -26,7 +26,7 @@ def prompts_with_references(path, n: int = 24):
 
 def test_rloo_with_an_adversarial_reward_logs_saves_and_resumes(tiny_policy, tiny_llama, tmp_path):
     """3 RLOO steps straight vs 2 steps (checkpoint every step) + resume to 3: identical train logs, disc_* included
-    (the discriminator's weights, optimiser and updates come back from state.pt). Evaluation does not train it:
+    (the discriminator's weights, optimiser and updates come back from trainer_state.pt). Evaluation does not train it:
     1 update per train step."""
     prompts = prompts_with_references(tmp_path / "p.jsonl")
     base = dict(method="rloo", policy=str(tiny_policy), prompts=str(prompts), gold=True, reward=[f"adversarial:{tiny_llama};lr=1e-3"],

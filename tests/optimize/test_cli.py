@@ -34,17 +34,17 @@ def test_every_command_and_option_has_help():
 
 def test_policy_command_writes_a_loadable_causal_lm(tmp_path):
     out = invoke(["policy", "--output", tmp_path / "p", "--n-examples", "64", "--epochs", "1", "--size", "nano", "--vocab-size", "400"])
-    assert out["steps"] == 2 and (tmp_path / "p" / "config.yaml").is_file()
+    assert out["steps"] == 2 and (tmp_path / "p" / "rewardlab_config.yaml").is_file()
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "p").config.num_hidden_layers == 2
-    assert yaml.safe_load((tmp_path / "p" / "config.yaml").read_text())["n_examples"] == 64
+    assert yaml.safe_load((tmp_path / "p" / "rewardlab_config.yaml").read_text())["n_examples"] == 64
 
 
 def test_bon_with_gold_and_with_a_prompts_file_of_references(tiny_policy, tmp_path):
     out = invoke(["bon", "--policy", tiny_policy, "--output", tmp_path / "bon", "--n", 1, "--n", 4, *SMALL])
     assert [p["n"] for p in out["curve"]] == [1, 4] and out["curve"][1]["kl"] == pytest.approx(0.6362943611)
-    cfg = yaml.safe_load((tmp_path / "bon" / "config.yaml").read_text())
+    cfg = yaml.safe_load((tmp_path / "bon" / "rewardlab_config.yaml").read_text())
     assert cfg["method"] == "bon" and cfg["reward"] == ["gold"] and cfg["n"] == [1, 4]
     assert len((tmp_path / "bon" / "selections.jsonl").read_text().splitlines()) == 8
     rows = [{"question": f"Question: Tell me about coffee number {i}.\nAnswer:", "reference": "I love the coffee."} for i in range(12)]
@@ -63,7 +63,7 @@ def test_checkpoint_and_resume_reproduce_an_uninterrupted_run(tiny_policy, tmp_p
     common = ["--policy", tiny_policy, "--batch-size", 4, "--k", 2, "--lr", 1e-3, *SMALL]
     full = invoke(["reinforce", "--output", tmp_path / "full", "--steps", 3, *common])
     invoke(["reinforce", "--output", tmp_path / "cut", "--steps", 2, "--save-every", 1, *common])
-    assert (tmp_path / "cut" / "checkpoints" / "step-2" / "state.pt").is_file()
+    assert (tmp_path / "cut" / "checkpoints" / "step-2" / "trainer_state.pt").is_file()
     resumed = invoke(["reinforce", "--output", tmp_path / "cut", "--steps", 3, "--resume", *common])
     assert resumed["steps"] == full["steps"] == 3
     drop = lambda rec: {k: v for k, v in rec.items() if k != "seconds"}  # noqa: E731

@@ -21,7 +21,7 @@ import math
 
 import pytest
 
-from rewardlab.optimize.config import OptimizeConfig
+from rewardlab.config import OptimizeConfig
 from rewardlab.optimize.run import optimize
 
 BASE = dict(steps=12, batch_size=16, k=4, eval_prompts=128, max_new_tokens=40, seed=0, minibatch_size=32, reward=["gold"])

@@ -60,6 +60,8 @@ def test_curves_from_runs_and_report(tmp_path):
     data = json.loads((tmp_path / "rep" / "overopt.json").read_text())
     assert [c["rm"] for c in data["curves"]] == ["bt", "bt", "margin"]
     assert "| bt | bon |" in (tmp_path / "rep" / "overopt.md").read_text()
+    page = (tmp_path / "rep" / "overopt.html").read_text()  # the same table on the one report page, the figure embedded
+    assert "<td>margin</td>" in page and "data:image/png;base64," in page and page.count("<tr>") == 4
     assert summary["curves"][0]["fits"]["gold"]["alpha"] > 0
     with pytest.raises(ValueError, match="N = 1"):
         curve_from_bon({"curve": bon["curve"][1:]}, "x")

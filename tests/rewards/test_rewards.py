@@ -145,6 +145,25 @@ def test_spec_catalogue_builds_sums_and_rejects_unknown_kinds():
     assert isinstance(normed, Clip) and isinstance(normed.reward, RunningNorm)
 
 
+
+def test_http_spec_takes_its_key_from_the_environment_only(monkeypatch):
+    """``http://HOST:PORT;…`` builds an HTTPReward without connecting; a key in the spec or an unset variable is refused.
+    Scoring through a real server: tests/serve/test_client.py."""
+    monkeypatch.setenv("RM_KEY", "k")
+    reward = reward_from_spec("http://127.0.0.1:9/;api_key_env=RM_KEY;timeout=5;retries=0;max_items=8")
+    assert reward.name == "http://127.0.0.1:9" and reward.client.max_items == 8 and reward.client.retries == 0
+    assert reward.client._http.headers["authorization"] == "Bearer k" and reward.client._http.timeout.read == 5
+    assert reward_from_spec("https://rm.example.org").client.url == "https://rm.example.org"
+    assert reward([], []) == []
+    with pytest.raises(ValueError, match="no api_key in a spec"):
+        reward_from_spec("http://127.0.0.1:9;api_key=k")
+    with pytest.raises(ValueError, match="NOT_SET_ANYWHERE is not set"):
+        reward_from_spec("http://127.0.0.1:9;api_key_env=NOT_SET_ANYWHERE")
+    with pytest.raises(ValueError, match="write http://HOST:PORT"):
+        reward_from_spec("http")
+    with pytest.raises(ValueError, match="known: api_key_env, timeout, retries, max_items"):
+        reward_from_spec("http://127.0.0.1:9;device=cpu")
+
 def test_rm_reward_and_ensemble_of_saved_models(tiny_llama):
     """An RM reward equals score_texts on the same model; an ensemble of two copies with mean equals it too,
     and mean_std of identical members has no penalty."""

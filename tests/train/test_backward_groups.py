@@ -7,7 +7,7 @@ import torch
 
 from rewardlab.losses.catalogue import get_loss, get_regularizer, resolve_hparams
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.train.loop import can_split_pairs, pairwise_split_step, pairwise_step, resolve_backward_groups
+from rewardlab.train.steps import LossSetup, can_split_pairs, plain_step, resolve_backward_groups, split_backward_step
 from rewardlab.types import PairBatch
 
 
@@ -42,13 +42,13 @@ def test_split_backward_equals_whole_batch_backward(tiny_llama, loss_name, group
     regs = [(get_regularizer("center"), 0.1, {}), (get_regularizer("l2_reward"), 0.05, {})]
     batch = _batch()
 
+    setup = LossSetup(spec, hp, regs, "pairs")
+
     def whole():
-        out = pairwise_step(rm, batch, spec, hp, regs, False, None, 1)
-        out.loss.backward()
-        return out.loss
+        return plain_step(rm, batch, lambda loss, last: loss.backward(), setup).loss
 
     def split():
-        return pairwise_split_step(rm, batch, spec, hp, regs, groups, 4, lambda loss, last: loss.backward()).loss
+        return split_backward_step(rm, batch, lambda loss, last: loss.backward(), setup, groups, 4).loss
 
     loss_a, grads_a = _grads(rm, whole)
     loss_b, grads_b = _grads(rm, split)

@@ -1,0 +1,173 @@
+"""One training step: forward, objective, backward. Three ways to run it, chosen once before the loop.
+
+    plain_step           one forward of the whole batch, one backward
+    chunked_step         the forward as length-sorted chunks, each padded to its own longest row; one backward
+    split_backward_step  groups of pairs, each forwarded and back-propagated alone (pair losses only)
+
+All three give the same loss and gradient (float tolerance; tests/train/test_steps.py). The objective is
+:func:`rewardlab.losses.objective.objective` plus the regularisers, whatever the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+
+from rewardlab.losses.objective import batch_accuracy, loss_terms, objective, regularization, regularizer_inputs
+from rewardlab.models.reward_model import RewardModel
+from rewardlab.types import RewardOutput
+
+
+@dataclass
+class LossSetup:
+    """The catalogue loss of a run with its hyperparameters, regularisers [(spec, coef, hp)] and data form."""
+
+    spec: object
+    hp: dict
+    regs: list
+    form: str
+    length_head: torch.nn.Module | None = None  # ODIN: a second head during training; the reward is the quality head
+
+    @property
+    def need_hidden(self) -> bool:
+        return any("hidden" in r.inputs for r, _, _ in self.regs)
+
+    @property
+    def wants_length_head(self) -> bool:
+        return any("length_rewards" in r.inputs for r, _, _ in self.regs)
+
+
+@dataclass
+class StepOutput:
+    """Tensors on the model's device: reading them waits for the device, so the loop reads them only when it logs."""
+
+    loss: torch.Tensor  # scalar, what is back-propagated
+    n: torch.Tensor  # scalar: examples that counted
+    correct: torch.Tensor  # scalar: pairwise, chosen scored above rejected (ties in data excluded)
+
+
+def chunked_forward(model: RewardModel, input_ids, attention_mask, chunks: int, return_hidden: bool) -> RewardOutput:
+    """Score N right-padded rows as ``chunks`` forwards of similar length, each cut to its own longest row.
+
+    Chosen and rejected rows of a pair often differ in length; sorting all rows by length and padding
+    each chunk separately skips most of the remaining padding. Rewards come back in row order.
+    """
+    if chunks <= 1 or input_ids.shape[0] < 2 * chunks:
+        return model(input_ids, attention_mask, return_hidden=return_hidden)
+    lengths = attention_mask.sum(-1)  # (N,)
+    order = torch.argsort(lengths)
+    rewards, hidden = [], []
+    for idx in order.chunk(chunks):
+        T = int(lengths[idx].max())
+        out = model(input_ids[idx, :T], attention_mask[idx, :T], return_hidden=return_hidden)
+        rewards.append(out.rewards)
+        hidden.append(out.hidden)
+    inverse = torch.argsort(order)
+    rewards = torch.cat(rewards)[inverse]
+    return RewardOutput(rewards, torch.cat(hidden)[inverse] if return_hidden else None)
+
+
+def batch_loss(model, batch, setup: LossSetup, chunks: int = 1) -> StepOutput:
+    """Objective + regularisers of a batch, and its accuracy counts.
+
+    With ODIN's length head the preference loss sees r_Q + r_L; the regularisers and the accuracy see r_Q
+    (the saved head, the reward)."""
+    head = setup.length_head
+    out = chunked_forward(model, batch.input_ids, batch.attention_mask, chunks, setup.need_hidden or head is not None)
+    quality = out.rewards.float()  # (N,)
+    r_length = None if head is None else head(out.hidden.to(head.weight.dtype)).squeeze(-1).float()  # (N,)
+    rewards = quality if r_length is None else quality + r_length
+    loss = objective(setup.spec, rewards, batch, setup.hp)
+    loss = loss + regularization(setup.regs, regularizer_inputs(batch, quality, out.hidden, r_length))
+    correct, n = batch_accuracy(quality, batch)
+    return StepOutput(loss, n, correct)
+
+
+def plain_step(model, batch, backward, setup: LossSetup) -> StepOutput:
+    """One forward of the whole batch and one backward (``backward(loss, last=True)``)."""
+    out = batch_loss(model, batch, setup)
+    backward(out.loss, True)
+    return out
+
+
+def chunked_step(model, batch, backward, setup: LossSetup, chunks: int) -> StepOutput:
+    """The forward as ``chunks`` length-sorted chunks (:func:`chunked_forward`), one backward."""
+    out = batch_loss(model, batch, setup, chunks)
+    backward(out.loss, True)
+    return out
+
+
+# Regularisers that are sums of per-pair or per-row terms: a batch split into groups gives the same gradient.
+SPLITTABLE_REGULARIZERS = {"center": "pairs", "l2_reward": "rows"}
+
+
+def can_split_pairs(spec, regs: list, need_hidden: bool, length_head) -> bool:
+    """True when the pair loss of a batch is a sum over its pairs, so groups of pairs can go backward one by one."""
+    return (spec.family == "pairwise" and not need_hidden and length_head is None
+            and all(r.name in SPLITTABLE_REGULARIZERS for r, _, _ in regs))
+
+
+def split_backward_step(model, batch, backward, setup: LossSetup, groups: int, chunks: int) -> StepOutput:
+    """The pair step with its backward pass run per group of pairs: the same gradient as one backward of the
+    whole batch (the loss and the splittable regularisers are sums, normalised by the whole batch's counts),
+    with the activations of one group alive at a time. Pairs are grouped by length so each group pads little;
+    each group is forwarded as ``chunks // groups`` length-sorted chunks. ``backward(loss, last)`` is called
+    once per group (``last`` for the final one: under DDP only that one may synchronise). Returns the loss
+    detached."""
+    B = batch.margin.shape[0]
+    lengths = batch.attention_mask.sum(-1)  # (2B,)
+    order = torch.argsort(lengths[:B] + lengths[B:])  # pairs by total length
+    keep_all = None if setup.spec.handles_ties else ~batch.tie  # what the whole batch's mean divides by
+    n_kept = (keep_all.sum() if keep_all is not None else batch.tie.new_tensor(B, dtype=torch.long)).clamp(min=1)
+    total_loss, correct = 0.0, 0
+    parts = order.chunk(groups)
+    for i, idx in enumerate(parts):
+        rows = torch.cat([idx, idx + B])
+        T = int(lengths[rows].max())
+        group = type(batch)(batch.input_ids[rows, :T], batch.attention_mask[rows, :T], batch.margin[idx], batch.tie[idx])
+        rewards = chunked_forward(model, group.input_ids, group.attention_mask, max(1, chunks // groups), False).rewards.float()
+        per, keep = loss_terms(setup.spec, rewards, group, setup.hp)  # (b,)
+        loss = (per if keep is None else torch.where(keep, per, torch.zeros_like(per))).sum() / n_kept
+        b = idx.shape[0]
+        for reg, coef, rhp in setup.regs:
+            avail = {"rewards": rewards, "r_chosen": rewards[:b], "r_rejected": rewards[b:]}
+            value = reg.fn(**{k: avail[k] for k in reg.inputs}, **rhp)
+            loss = loss + coef * value.sum() / (B if SPLITTABLE_REGULARIZERS[reg.name] == "pairs" else 2 * B)
+        backward(loss, i == len(parts) - 1)
+        total_loss = total_loss + loss.detach()
+        correct = correct + batch_accuracy(rewards, group)[0]
+    return StepOutput(total_loss, (~batch.tie).sum(), correct)
+
+
+def resolve_length_chunks(chunks: int, device: torch.device) -> int:
+    """``0`` (auto) → 4 on a CPU, 1 elsewhere. Measured: on the 2-core CPU 4 length-sorted chunks train 1.24× a
+    plain loop (bench/results/train.md); on an H200 with the 0.5B config, 4 chunks ran at 0.34× one forward
+    (35 vs 104 pairs/s, bench/results/gpu.md): a GPU wants one big forward, and each chunk waits for the host."""
+    return chunks if chunks > 0 else (4 if device.type == "cpu" else 1)
+
+
+def resolve_backward_groups(groups: int, device: torch.device, splittable: bool) -> int:
+    """``0`` (auto) → 2 on a CPU where the objective splits, else 1. ``> 1`` needs a pair loss whose
+    regularisers are all splittable. Measured on the 2-core CPU (bench/results/train_groups_ab.json, 3 × 60
+    steps each, alternating): 2 groups ran at 18.7 pairs/s against 18.9 for 1 (noise) with peak RSS 774–780
+    vs 998–1010 MB. Not measured on a GPU, where one large backward is the safer default."""
+    if groups > 1 and not splittable:
+        raise ValueError(f"backward_groups={groups} needs a pairwise loss whose regularisers are among "
+                         f"{', '.join(SPLITTABLE_REGULARIZERS)} (the others couple the whole batch); use 1")
+    if groups > 0:
+        return groups
+    return 2 if device.type == "cpu" and splittable else 1
+
+
+def choose_step(setup: LossSetup, length_chunks: int, backward_groups: int, device: torch.device):
+    """(step(model, batch, backward) → StepOutput, chunks, groups): the speed path for this run, chosen once."""
+    chunks = resolve_length_chunks(length_chunks, device)
+    splittable = can_split_pairs(setup.spec, setup.regs, setup.need_hidden, setup.length_head)
+    groups = resolve_backward_groups(backward_groups, device, splittable)
+    if groups > 1:
+        return partial(split_backward_step, setup=setup, groups=groups, chunks=chunks), chunks, groups
+    if chunks > 1:
+        return partial(chunked_step, setup=setup, chunks=chunks), chunks, groups
+    return partial(plain_step, setup=setup), chunks, groups
