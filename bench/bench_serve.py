@@ -42,8 +42,8 @@ SERVERS = {
 
 def serve_rm_pattern(model_dir: str, port: int) -> None:
     """A FastAPI app that scores each request inside its (async) handler, blocking the event loop, so requests
-    run one after another — the scheduling of OpenRLHF's serve_rm. Same tokenisation and scoring path as
-    rewardlab (Encoder + score_ids, batch 16), so only the scheduling differs."""
+    run one after another — the scheduling of OpenRLHF's serve_rm. Same tokenisation, scoring path (Encoder +
+    score_ids, batch 16) and torch threads as rewardlab serve, so only the scheduling differs."""
     import uvicorn
     from fastapi import FastAPI
 
@@ -51,6 +51,9 @@ def serve_rm_pattern(model_dir: str, port: int) -> None:
     from rewardlab.models.reward_model import load_reward_model
     from rewardlab.models.scoring import score_ids
 
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))  # as `rewardlab serve` sets it: only the scheduling differs
     model, tok, meta = load_reward_model(model_dir)
     encoder = Encoder(tok, meta.get("max_length", 512), "left", model.append_eos)
     app = FastAPI()
@@ -136,6 +139,14 @@ def run_load(url: str, requests: list[list[dict]], clients: int, time_limit: flo
     return asyncio.run(_load(url, requests, clients, time_limit))
 
 
+def forwards(url: str) -> int:
+    """Model forwards a `rewardlab serve` ran so far (its /metrics)."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return int(float(next(line.split()[-1] for line in text.splitlines() if line.startswith("rewardlab_batch_items_count"))))
+
+
 def make_requests(pairs: list[dict], n: int, max_items: int, seed: int = 0) -> list[list[dict]]:
     """``n`` requests of 1..max_items items (prompt, chosen or rejected), seeded."""
     rng = np.random.default_rng(seed)
@@ -189,8 +200,9 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def bench(requests_n: int, clients: int, max_items: int, time_limit: float, servers: list[str], log=print) -> tuple[dict, list[dict]]:
-    paths = build()
+def bench(requests_n: int, clients: int, max_items: int, time_limit: float, servers: list[str], size: str = "mini",
+          log=print) -> tuple[dict, list[dict]]:
+    paths = build(size=size)
     requests = make_requests(read_pairs(paths["test"]), requests_n, max_items)
     reference = offline_rewards(str(paths["model"]), requests)
     results = []
@@ -203,7 +215,8 @@ def bench(requests_n: int, clients: int, max_items: int, time_limit: float, serv
         finally:
             proc.terminate()
             proc.wait(30)
-    setup = {"requests": requests_n, "clients": clients, "max_items": max_items, "time_limit_s": time_limit, "model": "bench mini Llama (~5.3M), fp32",
+    setup = {"requests": requests_n, "clients": clients, "max_items": max_items, "time_limit_s": time_limit,
+             "model": f"bench {size} Llama (models/tiny.py SIZES), fp32", "torch_threads_per_server": max(1, (os.cpu_count() or 2) // 2),
              "servers": {s: SERVERS[s] for s in servers}}
     return setup, results
 
@@ -215,13 +228,14 @@ def main():
     ap.add_argument("--max-items", type=int, default=4, help="items per request are 1..this")
     ap.add_argument("--time-limit", type=float, default=300, help="seconds of load per server at most")
     ap.add_argument("--servers", nargs="*", default=list(SERVERS), choices=list(SERVERS))
+    ap.add_argument("--size", default="mini", help="model size of bench/common.py's builder: mini (4 × 256, ~5.3M), micro (2 × 64), nano")
     ap.add_argument("--results", default="serve", help="stem of the files written under bench/results (default serve)")
     ap.add_argument("--serve-rm", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_rm:
         return serve_rm_pattern(args.serve_rm, args.port)
-    setup, results = bench(args.requests, args.clients, args.max_items, args.time_limit, args.servers)
+    setup, results = bench(args.requests, args.clients, args.max_items, args.time_limit, args.servers, args.size)
     save_results(args.results, setup, results, table(results))
 
 

@@ -284,6 +284,9 @@ class ServeConfig:
     append_eos: bool = opt(None, "Sequence convention as in `rewardlab score` (default: what the model was trained with).")
     normalize: bool = opt(False, "Return (r - mean) / std with the training-reward statistics saved with the model.")
     device: str = opt("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N.")
+    threads: int = opt(0, "torch threads for the model (0 = auto: half the CPU cores, at least 1; the rest serve HTTP and "
+                          "tokenisation). Measured on 2 cores, 600 requests from 32 clients: 1 thread 36.9 requests/s, "
+                          "2 threads 10.9 (they fight the HTTP side for the cores).")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
     replicas: int = opt(0, "N >= 2: serve N copies of the model on Ray Serve (a local Ray cluster; pip install 'ray[serve]'), "
                            "each with its own batcher and an even share of the CPUs (GPUs), requests spread over them; 0 or 1: "
@@ -307,6 +310,7 @@ class ServeConfig:
             (self.max_wait_ms >= 0, f"max_wait_ms must be >= 0, got {self.max_wait_ms}"),
             (self.max_items >= 1 and self.max_chars >= 1 and self.max_body_mb > 0, "max_items, max_chars and max_body_mb must be positive"),
             (self.request_timeout_s > 0, f"request_timeout_s must be > 0, got {self.request_timeout_s}"),
+            (self.threads >= 0, f"threads must be >= 0 (0 = auto), got {self.threads}"),
             (self.replicas >= 0, f"replicas must be >= 0 (0 or 1: one copy, no Ray), got {self.replicas}"),
             (self.truncation_side in TRUNCATION_SIDES, f"truncation_side must be one of {TRUNCATION_SIDES}, got {self.truncation_side!r}"),
         ]

@@ -20,6 +20,7 @@ items, characters), 422 (malformed body, with the field), 504 (not scored within
 from __future__ import annotations
 
 import asyncio
+import os
 import hmac
 import json
 import threading
@@ -28,6 +29,7 @@ import time
 from contextlib import asynccontextmanager
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -295,7 +297,9 @@ def serve(cfg: ServeConfig, log=print) -> None:
         return serve_replicas(cfg, log)
     import uvicorn
 
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) // 2))  # the other half: HTTP and tokenisation
     scorer = Scorer.load(cfg)
     log(f"serve: {cfg.model} on http://{cfg.host}:{cfg.port} (append_eos={scorer.model.append_eos}, "
-        f"batching={'on' if cfg.batching else 'off'}, max_batch_tokens={cfg.max_batch_tokens}, auth={'on' if cfg.api_key else 'off'})")
+        f"batching={'on' if cfg.batching else 'off'}, max_batch_tokens={cfg.max_batch_tokens}, torch threads={torch.get_num_threads()}, "
+        f"auth={'on' if cfg.api_key else 'off'})")
     uvicorn.run(build_app(scorer, cfg, log), host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=cfg.request_timeout_s)
