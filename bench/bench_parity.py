@@ -200,7 +200,8 @@ def run_rewardlab(row: str, seed: int) -> dict:
         res = run_eval(EvalConfig(model=out, data=info["test"], bootstrap=0, progress=False))
     return {"accuracy": res["accuracy"], "train_seconds": t.seconds, "eval_seconds": te.seconds,
             "n_train": meta["data"]["train"]["n_loaded"], "n_test": res["n_pairs"], "append_eos": res["sequence"]["append_eos"],
-            "held_out_from_train": meta["data"]["eval"]["n_loaded"], "train_peak_rss_mb": round(train_peak, 1)}
+            "held_out_from_train": meta["data"]["eval"]["n_loaded"], "mixed_precision": meta["mixed_precision"],
+            "train_peak_rss_mb": round(train_peak, 1)}
 
 
 RUNNERS = {"trl": run_trl, "rewardlab": run_rewardlab}
@@ -253,7 +254,9 @@ def main():
                 result, failure = run_contender([__file__, "--contender", name])
                 results.append(result or {"row": row, "tool": tool, "seed": seed, "failed": failure})
                 print(name, json.dumps(results[-1]), flush=True)
-    save_results(args.results, {"rows": {r: ROWS[r] for r in args.rows}, "seeds": args.seeds, "precision": "fp32"}, results,
+    save_results(args.results, {"rows": {r: ROWS[r] for r in args.rows}, "seeds": args.seeds,
+                                 "precision": "TRL fp32 (bf16=False); rewardlab its default --mixed-precision auto (bf16 autocast where "
+                                              "the CPU has AVX-512 BF16 or AMX, else fp32): see each result's mixed_precision"}, results,
                  table(results))
 
 if __name__ == "__main__":

@@ -92,6 +92,51 @@ def latest_checkpoint(output: Path) -> Path | None:
     return Path(output) / "checkpoints" / f"step-{steps[-1]}" if steps else None
 
 
+def safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file is not whole (its header names more bytes than the file has), or None."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError) as e:
+        return f"{path.name}: unreadable header ({type(e).__name__})"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    size = path.stat().st_size
+    return None if size == 8 + n + end else f"{path.name}: {size} bytes, its header needs {8 + n + end}"
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be resumed from (a missing, truncated or unreadable file), or None when it can."""
+    import zipfile
+
+    folder = Path(folder)
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return "no .safetensors weights"
+    for w in weights:
+        if problem := safetensors_problem(w):
+            return problem
+    try:
+        json.loads((folder / METADATA).read_text())
+        with zipfile.ZipFile(folder / STATE) as z:  # torch.save writes a zip archive; testzip checks every member's CRC
+            bad = z.testzip()
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        return f"{METADATA} or {STATE} unreadable ({type(e).__name__}: {e})"
+    return f"{STATE}: member {bad} is corrupt" if bad else None
+
+
+def latest_good_checkpoint(output: Path, say=print) -> Path | None:
+    """The newest checkpoint under ``output`` that is whole; a damaged one is named (with what is wrong) and passed
+    over for the one before it."""
+    for step in reversed(checkpoint_steps(output)):
+        folder = Path(output) / "checkpoints" / f"step-{step}"
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        say(f"checkpoint {folder} is damaged ({problem}); resuming from the one before it instead")
+    return None
+
+
 def prune_checkpoints(output: Path, keep: int) -> None:
     for step in checkpoint_steps(output)[:-keep] if keep > 0 else []:
         shutil.rmtree(Path(output) / "checkpoints" / f"step-{step}", ignore_errors=True)

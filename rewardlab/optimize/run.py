@@ -258,7 +258,7 @@ class Session:
         return extra state."""
         from transformers import AutoModelForCausalLM
 
-        folder = ckpt.latest_checkpoint(self.out)
+        folder = ckpt.latest_good_checkpoint(self.out, self.print)
         if folder is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
         state = torch.load(folder / ckpt.STATE, map_location="cpu", weights_only=False)

@@ -191,6 +191,16 @@ class Position:
     batch_in_epoch: int = 0
 
 
+def resume_point(cfg: TrainConfig, say=print) -> Path | None:
+    """With --resume, the newest whole checkpoint in --output (damaged ones are named and passed over); None otherwise."""
+    if not cfg.resume:
+        return None
+    found = ckpt.latest_good_checkpoint(Path(cfg.output), say)
+    if found is None:
+        say(f"--resume: no checkpoint to resume in {cfg.output}; starting from the beginning")
+    return found
+
+
 def resume_state(resume_from: Path | None, optimizer, scheduler, say=print) -> Position:
     """Optimizer, scheduler and RNG of the checkpoint being resumed (nothing to load for a fresh run)."""
     if resume_from is None:
@@ -363,7 +373,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     accelerator = make_accelerator(cfg, precision)
     say = log if accelerator.is_main_process else (lambda *a, **k: None)
     records, eval_records, data_summary = load_training_data(cfg, setup.form, records, eval_records)
-    resume_from = ckpt.latest_checkpoint(Path(cfg.output)) if cfg.resume else None
+    resume_from = resume_point(cfg, say)
     rm, peft_model, tokenizer, sequence = build_model(cfg, setup, resume_from)
     step, chunks, groups = choose_step(setup, cfg.length_chunks, cfg.backward_groups, accelerator.device)
     encoded, truncation = encode_training_data(records, tokenizer, rm.append_eos, sequence, cfg, setup, say)
