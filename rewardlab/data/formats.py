@@ -494,16 +494,20 @@ def load_records(source: str, *, form: str = "pairs", columns: dict[str, str] | 
     records: list = []
     publisher, first = None, True
 
+    problems: Counter = Counter()  # error mode: after the first bad record, count the others (a validation pass)
+    first_error: list = []
+
     def bad(err: DataError) -> None:
         if on_bad_record == "error":
-            raise DataError(err.where, err.field,
-                            err.problem + " (pass on_bad_record='skip' to skip bad records)") from None
+            first_error[:1] = first_error[:1] or [err]
+            problems[problem_kind(err)] += 1
+            return
         report.n_skipped += 1
         if len(report.skipped) < MAX_MESSAGES:
             report.skipped.append(str(err))
 
     for where, row in rows:
-        if limit is not None and len(records) >= limit:
+        if limit is not None and len(records) >= limit or first_error and report.n_read >= COUNT_ROWS:
             break
         report.n_read += 1
         if isinstance(row, DataError):
@@ -537,6 +541,8 @@ def load_records(source: str, *, form: str = "pairs", columns: dict[str, str] | 
                 records.append(item)
                 if publisher:
                     layouts[publisher] += 1
+    if first_error:
+        raise first_error_with_counts(first_error[0], problems, report.n_read) from None
     report.n_loaded = len(records)
     report.detected = _describe_layouts(layouts)
     report.notes.append(f"read from a {what}")
@@ -544,6 +550,23 @@ def load_records(source: str, *, form: str = "pairs", columns: dict[str, str] | 
         report.notes.append(f"{stats['finegrainedrlhf_inconsistent']} question(s) have pairwise outcomes that no "
                             f"ranking reproduces (cycles or inconsistent ties); their ranks follow the win count")
     return records, report
+
+
+COUNT_ROWS = 1_000_000  # after a first bad record, rows read at most to count the others
+
+
+def problem_kind(err: DataError) -> tuple:
+    """(field, problem with its values blanked): records with the same kind of problem count together."""
+    return err.field, re.sub(r"'[^']*'|\"[^\"]*\"|-?\d+(\.\d+)?", "…", err.problem)
+
+
+def first_error_with_counts(err: DataError, problems: Counter, n_read: int) -> DataError:
+    """The first bad record's error, with how many records of the source have the same problem and how many others."""
+    same = problems[problem_kind(err)]
+    other = sum(problems.values()) - same
+    counts = (f"{same} of the {n_read} records read {'has' if same == 1 else 'have'} this problem"
+              + (f", {other} {'has another problem' if other == 1 else 'have other problems'}" if other else ""))
+    return DataError(err.where, err.field, f"{err.problem} ({counts}; pass on_bad_record='skip' to skip bad records)")
 
 
 def _describe_layouts(layouts: Counter) -> str:

@@ -137,6 +137,7 @@ class Session:
         self.module = PolicyWithValue(lm, value_head=value_head).to(self.acc.device)
         self.module.train()
         self.optimizer = None
+        self.bar = None  # the steps' progress bar, made by the training loops (best-of-N has none)
         self.step = 0
         self.started = time.time()
 
@@ -282,6 +283,8 @@ class Session:
     def finish(self, initial: dict | None, extra: dict | None = None) -> dict:
         """Final evaluation, save the policy to output/policy (and each discriminator reward to
         output/discriminator[-i]), write summary.json; return the summary."""
+        if self.bar is not None:
+            self.bar.close()
         final = self.eval_and_log()
         if self.acc.is_main_process:
             ckpt.save_model_folder(self.out / "policy", self.lm, self.tok, {"format": "rewardlab-policy", "method": self.cfg.method,
@@ -339,6 +342,10 @@ def _start(cfg: OptimizeConfig, log, value_head: bool = False) -> tuple[Session,
         (s.out / LOG).unlink()
     if s.acc.is_main_process:
         save_config(cfg, s.out / CONFIG)
+    from tqdm.auto import tqdm
+
+    s.bar = tqdm(total=cfg.steps, initial=s.step, desc=f"optimize {cfg.method}", dynamic_ncols=True,
+                 disable=not (cfg.progress and s.acc.is_main_process))
     initial = None
     if s.step == 0:
         initial = s.eval_and_log()
@@ -353,6 +360,7 @@ def _start(cfg: OptimizeConfig, log, value_head: bool = False) -> tuple[Session,
 
 def _end_of_step(s: Session, extra: dict) -> None:
     cfg = s.cfg
+    s.bar.update(1)
     if cfg.eval_every and s.step % cfg.eval_every == 0 and s.step < cfg.steps:
         s.eval_and_log()
     if cfg.save_every and s.step % cfg.save_every == 0:

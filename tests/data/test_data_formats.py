@@ -297,3 +297,24 @@ def test_columns_turn_off_publisher_detection(tmp_path):
     records, report = load_records(str(path), columns={"prompt": "question", "chosen": "prediction 2",
                                                        "rejected": "prediction 3"})
     assert strip_sources(records) == [PairRecord("Q?", "p2", "p3")] and report.detected == "explicit prompt"
+
+
+def test_the_first_bad_record_says_how_many_share_its_problem(tmp_path):
+    """A validation pass after the first bad record: the error counts the records with the same problem (values
+    aside) and those with others, so the user decides between fixing the file and --on-bad-record skip."""
+    import json
+
+    from rewardlab.data import load_records
+    from rewardlab.data.records import DataError
+
+    rows = [{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": 3, "rejected": "b"},
+            {"prompt": "p", "chosen": 5.5, "rejected": "b"}, {"prompt": "p", "chosen": 7, "rejected": "b"}, {"prompt": "p", "chosen": "a"}]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError) as e:
+        load_records(str(path))
+    assert e.value.where.endswith("d.jsonl:2") and e.value.field == "chosen"
+    assert "(2 of the 5 records read have this problem, 2 have other problems;" in str(e.value)  # int ×2; float, missing
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    with pytest.raises(DataError, match=r"\(1 of the 2 records read has this problem; pass on_bad_record='skip'"):
+        load_records(str(path))
