@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -192,7 +193,7 @@ def run_rewardlab(row: str, seed: int) -> dict:
     # the flags a user passes to reproduce TRL's run, nothing more
     cfg = TrainConfig(data=info["train"], model=info["model"], output=out, epochs=spec["epochs"], lr=spec["lr"],
                       batch_size=spec["batch"], seed=seed, max_length=spec["max_length"], lora_r=spec.get("lora_r", 0),
-                      progress=False)
+                      progress=False, mixed_precision=os.environ.get("REWARDLAB_PARITY_PRECISION", "auto"))
     with Timer() as t:
         meta = train(cfg, log=lambda m: print(m, file=sys.stderr))
     train_peak = peak_rss_mb()
@@ -242,14 +243,19 @@ def main():
     ap.add_argument("--rows", nargs="*", default=list(ROWS), help=f"subset of {list(ROWS)}")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
     ap.add_argument("--results", default="parity", help="stem of the files written under bench/results (default parity)")
+    ap.add_argument("--tools", nargs="*", default=["trl", "rewardlab"], choices=["trl", "rewardlab"])
+    ap.add_argument("--rewardlab-precision", default="auto", choices=["auto", "no", "bf16"],
+                    help="rewardlab's --mixed-precision (default auto, what a user gets: bf16 on a CPU with AVX-512 BF16); "
+                         "`no` for an equal-precision row beside TRL's fp32")
     args = ap.parse_args()
+    os.environ["REWARDLAB_PARITY_PRECISION"] = args.rewardlab_precision  # read by the rewardlab contender process
     if args.contender:
         return contender(args.contender)
     results = []
     for row in args.rows:
         prepare(row)
         for seed in args.seeds:
-            for tool in ("trl", "rewardlab"):
+            for tool in args.tools:
                 name = f"{row}:{tool}:{seed}"
                 result, failure = run_contender([__file__, "--contender", name])
                 results.append(result or {"row": row, "tool": tool, "seed": seed, "failed": failure})

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from rewardlab.data.formats import DataError, jsonl_rows
+from rewardlab.data.records import check_text
 
 
 def read_jsonl_for_scoring(path: str | Path, prompt_field: str = "prompt", response_field: str = "response"):
@@ -17,6 +18,8 @@ def read_jsonl_for_scoring(path: str | Path, prompt_field: str = "prompt", respo
     raises ``DataError`` naming file, line and field, and a file without records is an error too.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(str(path), None, "a folder; expected a JSONL file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     rows, prompts, responses, slots = [], [], [], []
@@ -28,6 +31,7 @@ def read_jsonl_for_scoring(path: str | Path, prompt_field: str = "prompt", respo
         prompt = row.get(prompt_field, "")
         if not isinstance(prompt, (str, list)):
             raise DataError(where, prompt_field, f"expected a string or chat messages, got {type(prompt).__name__}")
+        check_text(prompt, where, prompt_field, allow_empty=True)  # chat messages: each a {role, content} dict
         if response_field in row:
             targets = [(response_field, "reward")]
         elif "chosen" in row and "rejected" in row:
@@ -38,6 +42,7 @@ def read_jsonl_for_scoring(path: str | Path, prompt_field: str = "prompt", respo
             value = row[src]
             if not isinstance(value, (str, list)):
                 raise DataError(where, src, f"expected a string or chat messages, got {type(value).__name__}")
+            check_text(value, where, src, allow_empty=True)
             prompts.append(prompt)
             responses.append(value)
             slots.append((len(rows), dst))

@@ -55,6 +55,7 @@ import json
 import os
 import re
 import sys
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -139,8 +140,27 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig")
 
 
+def _reading(path: Path, rows: Iterator[tuple[str, object]]) -> Iterator[tuple[str, object]]:
+    """``rows`` of one file, where a failure to read the file itself (a truncated or false gzip, text that is not
+    UTF-8, a broken Parquet file, JSON nested too deeply) is a DataError naming the file, not a traceback."""
+    try:
+        yield from rows
+    except DataError:
+        raise
+    except (OSError, EOFError, ValueError, RecursionError, csv.Error, zlib.error) as e:
+        if str(path) in str(e):  # already names the file (invalid JSON, no list of records, ...)
+            raise
+        problem = "JSON nested too deeply" if isinstance(e, RecursionError) else f"cannot read it: {e}"
+        raise DataError(str(path), None, problem) from None
+
+
 def jsonl_rows(path: Path) -> Iterator[tuple[str, object]]:
-    """(where, parsed row or DataError) per non-blank line; a line that is not UTF-8 is a DataError naming it."""
+    """(where, parsed row or DataError) per non-blank line; a line that is not UTF-8 is a DataError naming it,
+    an unreadable file (e.g. a truncated gzip) a DataError naming the file."""
+    return _reading(path, _jsonl_lines(path))
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[str, object]]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as f:
         for n, raw in enumerate(f, start=1):
@@ -157,6 +177,8 @@ def jsonl_rows(path: Path) -> Iterator[tuple[str, object]]:
                 yield where, json.loads(line)
             except json.JSONDecodeError as e:
                 yield where, DataError(where, None, f"invalid JSON: {e.msg} at column {e.colno}")
+            except RecursionError:
+                yield where, DataError(where, None, "invalid JSON: nested too deeply")
 
 
 def _json_list(data, path: Path, split: str | None) -> list:
@@ -243,10 +265,10 @@ def file_rows(path: Path, split: str | None = None) -> Iterator[tuple[str, objec
     if suffix in (".jsonl", ".jsonl.gz"):
         return jsonl_rows(path)
     if suffix in (".json", ".json.gz"):
-        return _json_rows(path, split)
+        return _reading(path, _json_rows(path, split))
     if suffix == ".csv":
-        return _csv_rows(path)
-    return _parquet_rows(path)
+        return _reading(path, _csv_rows(path))
+    return _reading(path, _parquet_rows(path))
 
 
 def _pick_split(available: list[str], split: str | None, where: str) -> str:
