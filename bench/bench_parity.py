@@ -248,9 +248,9 @@ def main():
                     help="rewardlab's --mixed-precision (default auto, what a user gets: bf16 on a CPU with AVX-512 BF16); "
                          "`no` for an equal-precision row beside TRL's fp32")
     args = ap.parse_args()
-    os.environ["REWARDLAB_PARITY_PRECISION"] = args.rewardlab_precision  # read by the rewardlab contender process
     if args.contender:
         return contender(args.contender)
+    os.environ["REWARDLAB_PARITY_PRECISION"] = args.rewardlab_precision  # inherited by the rewardlab contender processes
     results = []
     for row in args.rows:
         prepare(row)
