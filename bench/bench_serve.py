@@ -30,6 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import build, read_pairs, save_results  # noqa: E402
 
+from rewardlab.client import wait_until_healthy  # noqa: E402
+
 SERVERS = {
     "rewardlab": "rewardlab serve (dynamic batching, defaults)",
     "rewardlab-nobatch": "rewardlab serve --no-batching (each request its own forward)",
@@ -90,19 +92,12 @@ def start(server: str, model_dir: str, timeout: float = 120.0) -> tuple[subproce
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{server} exited: {proc.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"{server} did not start")
+    try:
+        wait_until_healthy(url, timeout, lambda: None if proc.poll() is None else f"{server}: {proc.stderr.read()[-2000:]}")
+    except TimeoutError:
+        proc.kill()
+        raise
+    return proc, url
 
 
 async def _load(url: str, requests: list[list[dict]], clients: int, time_limit: float) -> dict:

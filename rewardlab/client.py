@@ -32,6 +32,23 @@ RETRY_STATUS = (429, 502, 503, 504)
 """Answers worth sending again: rate limited, a proxy without a backend, overloaded, not scored in time."""
 
 
+def wait_until_healthy(url: str, timeout: float = 120.0, exited=lambda: None) -> None:
+    """Poll ``GET url/health`` until it answers 200 (a server starting: loading its model takes seconds).
+    ``exited()`` returns a message once the server's process has died (then RuntimeError at once);
+    TimeoutError after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (why := exited()) is not None:
+            raise RuntimeError(f"{url}: the server exited: {why}")
+        try:
+            if httpx.get(f"{url.rstrip('/')}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url}: no healthy answer within {timeout} s")
+
+
 class RewardServerError(RuntimeError):
     """A request that failed for good: ``status`` is the HTTP code (None when the server never answered),
     ``message`` the server's ``error.message`` (or the transport error), ``url`` the address asked."""

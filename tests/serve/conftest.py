@@ -6,10 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
+
+from rewardlab.client import wait_until_healthy
 
 
 @pytest.fixture(scope="session")
@@ -35,14 +35,10 @@ def start_server(model: str, *args: str, env: dict | None = None, timeout: float
     proc = subprocess.Popen([sys.executable, "-m", "rewardlab", "serve", "--model", model, "--port", str(port), *args],
                             env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, text=True, **popen)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not come up")
+    try:
+        wait_until_healthy(url, timeout, lambda: None if proc.poll() is None else
+                           f"{proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+    except TimeoutError:
+        proc.kill()
+        raise
+    return proc, url
