@@ -604,6 +604,8 @@ class OptimizeConfig:
     save_every: int = opt(0, "Checkpoint every N steps into output/checkpoints/ (0: only the final policy).")
     resume: bool = opt(False, "Resume from the latest checkpoint in output/checkpoints/.")
     progress: bool = opt(True, "Show a progress bar over the steps (every step's figures go to log.jsonl either way).")
+    overwrite: bool = opt(False, "Run into an --output folder that already holds a run (its log.jsonl is replaced); without it "
+                                 "such a folder is refused.")
     mixed_precision: str = opt("no", "Accelerate mixed precision: no, fp16, bf16.")
     seed: int = opt(0, "Seed of sampling and shuffling.")
 
@@ -633,7 +635,7 @@ class OptimizeConfig:
 
 _COMMON = ("policy", "gguf_file", "reference", "output", "reward", "reward_weight", "normalize_reward", "clip_reward", "gold", "prompts",
            "prompt_field", "chat", "n_prompts", "eval_prompts", "task_seed", "max_new_tokens", "max_prompt_length",
-           "temperature", "top_k", "top_p", "seed", "mixed_precision")
+           "temperature", "top_k", "top_p", "seed", "mixed_precision", "overwrite")
 _TRAIN = ("steps", "batch_size", "k", "minibatch_size", "lr", "max_grad_norm", "eval_every", "save_every", "resume", "progress")
 _KL = ("kl_coef", "kl_target", "kl_horizon", "kl_estimator")
 METHOD_FIELDS = {

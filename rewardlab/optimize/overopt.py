@@ -254,11 +254,11 @@ def run_overopt(base, rms: Sequence[str], names: Sequence[str] | None, output: s
     curves = []
     for name, path in zip(names, rms):
         spec = path if ":" in path and not Path(path).exists() else f"rm:{path}"
-        bon_cfg = replace(base, method="bon", reward=[spec], reward_weight=[], gold=True, n=sorted(set(int(n) for n in bon_n)),
+        bon_cfg = replace(base, method="bon", reward=[spec], reward_weight=[], gold=True, n=sorted(set(int(n) for n in bon_n)), overwrite=True,
                           output=str(output / name / "bon"))
         log(f"[overopt] {name}: best-of-N {bon_cfg.n}")
         curves.append(curve_from_bon(optimize(bon_cfg, log), name))
-        rl_cfg = replace(base, method=rl_method, reward=[spec], reward_weight=[], gold=True, eval_every=base.eval_every or 1,
+        rl_cfg = replace(base, method=rl_method, reward=[spec], reward_weight=[], gold=True, eval_every=base.eval_every or 1, overwrite=True,
                          output=str(output / name / rl_method))
         log(f"[overopt] {name}: {rl_method} for {rl_cfg.steps} steps")
         optimize(rl_cfg, log)

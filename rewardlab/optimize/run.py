@@ -593,6 +593,10 @@ def optimize(cfg: OptimizeConfig, log=print) -> dict:
     """Run ``cfg.method`` and return its summary (also written to output/summary.json)."""
     if cfg.method not in RUNNERS:
         raise ValueError(f"unknown method {cfg.method!r}; known: {', '.join(RUNNERS)}")
+    held = [name for name in (LOG, SUMMARY) if (Path(cfg.output) / name).exists()]
+    if held and not (cfg.resume or cfg.overwrite):
+        raise ValueError(f"{cfg.output} already holds a run ({', '.join(held)}); pass --resume to continue it, --overwrite to "
+                         f"replace it, or another --output")
     torch.manual_seed(cfg.seed)
     return RUNNERS[cfg.method](cfg, log)
 

@@ -89,3 +89,16 @@ def test_overopt_with_a_reward_model_writes_the_report(tiny_policy, tiny_llama, 
     again = invoke(["overopt", "--output", tmp_path / "o2", "--bon-run", f"a={tmp_path / 'o' / 'tiny-rm' / 'bon'}",
                     "--rl-run", f"a={tmp_path / 'o' / 'tiny-rm' / 'reinforce'}"])
     assert again["curves"][0]["gold_alpha"] == pytest.approx(out["curves"][0]["gold_alpha"])
+
+
+def test_an_output_holding_a_run_is_refused_unless_overwrite(tiny_policy, tmp_path):
+    """A second run into the same --output would replace the first one's log.jsonl without a word: refused."""
+    from typer.testing import CliRunner
+
+    from rewardlab.cli import app
+
+    args = ["optimize", "bon", "--policy", str(tiny_policy), "--output", str(tmp_path / "bon"), "--n", "1", "--n", "2", *map(str, SMALL)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code != 0 and "already holds a run" in again.output and "--overwrite" in again.output
+    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
