@@ -76,19 +76,21 @@ class Encoder:
         self._first = specials
         self._last = {tokenizer.eos_token_id, tokenizer.sep_token_id} - {None}
 
+    def cut(self, ids: list[int], name: str) -> list[int]:
+        """``ids`` at most ``max_length`` long (a leading BOS/CLS and a trailing EOS/SEP kept), counted in the report."""
+        self.report.n_sequences += 1
+        if len(ids) <= self.max_length:
+            return ids
+        self.report.n_truncated_sequences += 1
+        self.report.by_field[name] = self.report.by_field.get(name, 0) + 1
+        return truncate(ids, self.max_length, self.side, ids[0] in self._first, ids[-1] in self._last)
+
     def encode_example(self, prompt, responses: list, names: list[str]) -> list[list[int]]:
         """Encode several responses to one prompt; counts the example once if any of them is cut."""
-        out, cut_any = [], False
-        for ids, name in zip(encode_pairs(self.tokenizer, [prompt] * len(responses), responses, self.append_eos), names):
-            self.report.n_sequences += 1
-            if len(ids) > self.max_length:
-                cut_any = True
-                self.report.n_truncated_sequences += 1
-                self.report.by_field[name] = self.report.by_field.get(name, 0) + 1
-                ids = truncate(ids, self.max_length, self.side, ids[0] in self._first, ids[-1] in self._last)
-            out.append(ids)
+        seqs = encode_pairs(self.tokenizer, [prompt] * len(responses), responses, self.append_eos)
+        out = [self.cut(ids, name) for ids, name in zip(seqs, names)]
         self.report.n_examples += 1
-        self.report.n_truncated_examples += cut_any
+        self.report.n_truncated_examples += any(len(a) != len(b) for a, b in zip(out, seqs))
         return out
 
 

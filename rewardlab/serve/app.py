@@ -35,9 +35,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from rewardlab.config import ServeConfig
-from rewardlab.data.batching import Encoder, truncate
+from rewardlab.data.batching import Encoder
+from rewardlab.data.records import DataError, check_text
 from rewardlab.data.sequence import is_chat
-from rewardlab.models.reward_model import load_reward_model, normalize_rewards
+from rewardlab.models.reward_model import check_reward_stats, load_reward_model, normalize_rewards
 from rewardlab.models.scoring import score_ids
 from rewardlab.runtime import resolve_device
 from rewardlab.serve.batcher import DynamicBatcher
@@ -58,7 +59,7 @@ class Scorer:
     def load(cls, cfg: ServeConfig) -> "Scorer":
         model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos)
         if cfg.normalize:
-            normalize_rewards(np.zeros(1), meta["reward_stats"], cfg.model)  # refuses a model without statistics, before serving
+            check_reward_stats(meta["reward_stats"], cfg.model)  # a model without statistics is refused before serving
         return cls(model.to(resolve_device(cfg.device)).eval(), tokenizer, meta, cfg)
 
     def encode(self, prompts: list, responses: list) -> list[list[int]]:
@@ -69,9 +70,7 @@ class Scorer:
         """Text tokenised as it stands, no special tokens, nothing appended (chat-templated text), cut as any sequence."""
         with self.lock:
             ids = self.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
-        first, last = self.encoder._first, self.encoder._last
-        return [list(s) if len(s) <= self.max_length else truncate(list(s), self.max_length, self.cfg.truncation_side,
-                                                                   s[0] in first, s[-1] in last) for s in ids]
+            return [self.encoder.cut(list(s), "input") for s in ids]
 
     def forward(self, seqs: list[list[int]]) -> np.ndarray:
         """Raw rewards of one batch: one forward (the batcher sized it), through ``score_ids``."""
@@ -96,9 +95,11 @@ def _items(body: dict, limit_items: int, limit_chars: int) -> tuple[list, list]:
         if not isinstance(it, dict):
             raise HTTPError(422, f"items[{i}]: expected an object with prompt and response, got {type(it).__name__}")
         prompt, response = it.get("prompt", ""), it.get("response")
-        for name, v in (("prompt", prompt), ("response", response)):
-            if not (isinstance(v, str) or (isinstance(v, list) and all(isinstance(m, dict) for m in v))):
-                raise HTTPError(422, f"items[{i}].{name}: expected a string or a list of chat messages, got {type(v).__name__}")
+        try:  # the records' own check: a string, or chat messages each with a role and a content
+            for name, v in (("prompt", prompt), ("response", response)):
+                check_text(v, f"items[{i}]", name, allow_empty=True)
+        except DataError as e:
+            raise HTTPError(422, f"{e.where}.{e.field}: {e.problem}") from None
         if is_chat(prompt, response) and isinstance(prompt, str) and prompt:
             raise HTTPError(422, f"items[{i}].prompt: a plain-string prompt with a chat-message response; give the prompt as messages")
         size = len(json.dumps([prompt, response], ensure_ascii=False)) if is_chat(prompt, response) else len(prompt) + len(response)

@@ -70,6 +70,8 @@ def test_classify_without_special_tokens_scores_the_text_as_it_stands(served_mod
     (json.dumps({"items": "x"}), 422, '"items"'),
     (json.dumps({"items": [{"prompt": "a", "response": 3}]}), 422, "items[0].response"),
     (json.dumps({"items": [7]}), 422, "items[0]"),
+    (json.dumps({"items": [{"prompt": [{"content": "hi"}], "response": [{"role": "assistant", "content": "x"}]}]}), 422,
+     "items[0].prompt[0].role: expected a string"),
     (json.dumps({"items": [{"prompt": "a", "response": "b"}] * 5}), 413, "limit is 4"),
     (json.dumps({"items": [{"prompt": "a", "response": "b" * 300}]}), 413, "items[0]: 301 characters"),
 ])
