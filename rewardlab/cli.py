@@ -86,7 +86,8 @@ def score_cmd(cfg: C.ScoreConfig):
         _fail("score needs --model, --input and --output")
     try:
         rows, prompts, responses, slots = read_jsonl_for_scoring(cfg.input, cfg.prompt_field, cfg.response_field)
-        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos)
+        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos,
+                                                   allow_pickle=cfg.allow_pickle)
         if cfg.normalize:
             check_reward_stats(meta["reward_stats"], cfg.model)  # refused before any scoring
     except (DataError, ValueError, FileNotFoundError, OSError) as e:
@@ -120,6 +121,20 @@ def serve_cmd(cfg: C.ServeConfig):
         serve(cfg, log=lambda m: typer.echo(m, err=True))
     except (ValueError, FileNotFoundError, OSError) as e:
         _fail(str(e))
+
+
+@config_command(C.ExplainConfig, "explain", "Why a reward model gives its rewards: token attributions (Captum), the reward "
+                                            "along each response and counterfactual probes (filler, repetition, ...); "
+                                            "writes explanations.jsonl and report.html; docs/explain.md.")
+def explain_cmd(cfg: C.ExplainConfig):
+    from rewardlab.data.formats import DataError
+    from rewardlab.explain.run import run_explain
+
+    try:
+        summary = run_explain(cfg, log=lambda m: typer.echo(m, err=True))
+    except (DataError, ValueError, FileNotFoundError, OSError) as e:
+        _fail(str(e))
+    typer.echo(json.dumps(summary))
 
 
 @config_command(C.StudyConfig, "study", "Train many reward models (losses × noise × length bias × data size × seeds) and compare them; writes a report.")
@@ -205,34 +220,78 @@ def losses_plot(names: List[str] = typer.Argument(None, help="Losses to plot (de
     typer.echo(json.dumps({k: str(v) for k, v in paths.items()}))
 
 
-@app.command("tiny-model")
-def tiny_model_cmd(
-    output: Path = typer.Option(..., "--output", help="Folder to write the model and tokenizer to."),
-    arch: str = typer.Option("llama", help="llama, gpt2 or bert."),
-    size: str = typer.Option("nano", help="nano (2×32), micro (2×64) or mini (4×256)."),
-    corpus: List[Path] = typer.Option([], "--corpus", help="Text/JSONL files whose strings train the tokenizer (repeatable); default: the built-in task."),
-    vocab_size: int = typer.Option(2000, help="BPE vocabulary size."),
-    seed: int = typer.Option(0, help="Seed of the random weights."),
-):
-    """Build a small random reward model plus a tokenizer trained offline — for tests and users without a hub."""
-    from rewardlab.models.tiny import save_tiny, texts_of
+def _corpus_texts(paths: list[str]) -> list[str]:
+    """The tokenizer's training text from ``--corpus`` files: every string of every record of a data file (JSONL, CSV and
+    Parquet read as ``train`` reads them, a .json file whole), every line of any other file. A file that cannot be
+    read, or holds no text, is an error naming it (and the line, where there is one)."""
+    import gzip
+
+    from rewardlab.data.formats import SUFFIXES, DataError, file_rows
+    from rewardlab.models.tiny import texts_of
 
     texts = []
-    for path in corpus:
-        if path.suffix in (".jsonl", ".json"):
-            texts += texts_of(json.loads(line) for line in path.read_text().splitlines() if line.strip()) if path.suffix == ".jsonl" \
-                else texts_of([json.loads(path.read_text())])
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            raise DataError(name, None, "a folder; expected a text or data file")
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: no such file")
+        lower = path.name.lower()
+        if lower.endswith((".json", ".json.gz")):  # any JSON value: its strings, wherever they are
+            try:
+                with (gzip.open(path, "rt", encoding="utf-8-sig") if lower.endswith(".gz") else open(path, encoding="utf-8-sig")) as f:
+                    found = texts_of([json.load(f)])
+            except (OSError, EOFError, ValueError, RecursionError) as e:
+                raise DataError(name, None, f"cannot read it as JSON: {e}") from None
+        elif lower.endswith(SUFFIXES):
+            found = []
+            for _, row in file_rows(path):
+                if isinstance(row, DataError):
+                    raise row
+                found += texts_of([row])
         else:
-            texts += path.read_text().splitlines()
+            data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+            try:
+                found = data.decode("utf-8").splitlines()
+            except UnicodeDecodeError as e:
+                line = data.count(b"\n", 0, e.start) + 1
+                raise DataError(f"{name}:{line}", None, f"not UTF-8 text (byte {data[e.start]:#04x}); save the file as UTF-8") from None
+        if not any(t.strip() for t in found):
+            raise DataError(name, None, "no text to train the tokenizer on (no strings in its records, or only blank lines)")
+        texts += found
+    return texts
+
+
+@config_command(C.TinyModelConfig, "tiny-model", "Build a small random reward model plus a tokenizer trained offline — for "
+                                                 "tests and users without a hub.")
+def tiny_model_cmd(cfg: C.TinyModelConfig):
+    from transformers.utils import logging as hf_logging
+
+    from rewardlab.data.formats import DataError
+    from rewardlab.models.tiny import save_tiny
+
+    if not cfg.output:
+        _fail("tiny-model needs --output")
+    try:
+        texts = _corpus_texts(cfg.corpus)  # read (and refused) before anything is built
+    except (DataError, ValueError, OSError) as e:
+        _fail(str(e))
     if not texts:
         from rewardlab.tasks.gold import default_corpus
 
         texts = default_corpus()
+    bars = hf_logging.is_progress_bar_enabled()
+    if not cfg.progress:
+        hf_logging.disable_progress_bar()  # transformers' "Writing model shards"
     try:
-        save_tiny(output, arch, texts, size, vocab_size, seed)
-    except ValueError as e:
+        save_tiny(cfg.output, cfg.arch, texts, cfg.size, cfg.vocab_size, cfg.seed)
+    except (ValueError, OSError) as e:
         _fail(str(e))
-    typer.echo(json.dumps({"output": str(output), "arch": arch, "size": size}))
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    C.save_config(cfg, Path(cfg.output) / C.CONFIG_FILE)
+    typer.echo(json.dumps({"output": str(cfg.output), "arch": cfg.arch, "size": cfg.size}))
 
 
 def main():

@@ -1,11 +1,12 @@
 """The package's layers: every import of a rewardlab module points down (or stays inside its own package).
 
-   10  __main__                                        python -m rewardlab
-    9  cli                                             the command line
-    8  analysis, optimize, serve, explain              verbs built on the layers below
-    7  rewards, score                                  rewards for optimisation; the score verb
-    6  train                                           the training loop
-    5  eval                                            metrics, evaluation runs, reports of evaluation
+   11  __main__                                        python -m rewardlab
+   10  cli                                             the command line
+    9  analysis, optimize, serve                       verbs built on the layers below
+    8  rewards, score                                  rewards for optimisation; the score verb
+    7  train                                           the training loop
+    6  eval                                            metrics, evaluation runs, reports of evaluation
+    5  explain                                         attributions, reward along a response, probes (eval embeds them)
     4  config                                          typed configs (checked against the catalogues below)
     3  models                                          the reward model, scoring beside it
     2  data, tasks                                     records, formats, tokenisation; the built-in task
@@ -31,10 +32,11 @@ LAYERS = [
     {"data", "tasks"},
     {"models"},
     {"config"},
+    {"explain"},
     {"eval"},
     {"train"},
     {"rewards", "score"},
-    {"analysis", "optimize", "serve", "explain"},
+    {"analysis", "optimize", "serve"},
     {"cli"},
     {"__main__"},
 ]
@@ -98,4 +100,4 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     (fake / "__init__.py").write_text("")
     (fake / "models" / "x.py").write_text("import torch\n\ndef f():\n    from rewardlab.train.loop import train\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", fake)
-    assert violations() == ["rewardlab/models/x.py:4: models (layer 3) imports rewardlab.train.loop (layer 6)"]
+    assert violations() == ["rewardlab/models/x.py:4: models (layer 3) imports rewardlab.train.loop (layer 7)"]

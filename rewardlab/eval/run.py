@@ -54,7 +54,7 @@ def load_scorer(path: str, cfg: EvalConfig):
         from rewardlab.models.reward_model import load_reward_model
 
         model, tokenizer, meta = load_reward_model(path, trust_remote_code=cfg.trust_remote_code, dtype=dtype,
-                                                   append_eos=cfg.append_eos)
+                                                   append_eos=cfg.append_eos, allow_pickle=cfg.allow_pickle)
     model = model.to(resolve_device(cfg.device)).eval()
     if cfg.compile:
         from rewardlab.models.scoring import compile_scorer
@@ -212,7 +212,21 @@ def _for_report(metrics: dict) -> dict:
     return out
 
 
-def write_outputs(out_dir: Path, result: dict, rows: list[dict], plot: dict, cfg: EvalConfig) -> dict:
+def explain_worst(model, tokenizer, data: EvalData, rewards: list, cfg: EvalConfig, max_length: int) -> tuple[str, dict] | None:
+    """``--explain N`` on pairs: (report section, results entry) from ``rewardlab.explain``; None (with a note on
+    stderr) for other forms."""
+    from rewardlab.explain.run import explain_for_eval
+
+    if data.form != "pairs":
+        print(f"eval: --explain applies to pairs; the {data.form} were not explained", file=sys.stderr)
+        return None
+    return explain_for_eval(model, tokenizer, data.records, rewards, cfg.explain, Path(cfg.output), max_length=max_length,
+                            truncation_side=cfg.truncation_side, batch_size=cfg.batch_size, progress=cfg.progress,
+                            seed=cfg.seed)
+
+
+def write_outputs(out_dir: Path, result: dict, rows: list[dict], plot: dict, cfg: EvalConfig,
+                  extra: tuple[str, ...] = ()) -> dict:
     """results.json, examples.jsonl, rewardlab_config.yaml and (``cfg.report``) report.html + PNGs in ``out_dir``."""
     from rewardlab.eval.report import write_label_report, write_report
 
@@ -256,7 +270,7 @@ def write_outputs(out_dir: Path, result: dict, rows: list[dict], plot: dict, cfg
             path = write_report(out_dir, metrics, plot["r_chosen"], plot["r_rejected"], plot["len_chosen"],
                                 plot["len_rejected"], strength=plot["strength"], title=title, compare=compare,
                                 subtitle=subtitle, tables=tables, temperature=ts["temperature"] if ts else None,
-                                length_label="response length (tokens, before truncation)")
+                                length_label="response length (tokens, before truncation)", extra=extra)
         else:
             path = None
         if path is not None:
@@ -283,7 +297,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         raise ValueError(f"no records loaded from {cfg.data} ({data.report.n_skipped} skipped)")
     names = model_names(paths)
     device = resolve_device(cfg.device)
-    per_model, scored, correct_by_model, plot = {}, {}, {}, None
+    per_model, scored, correct_by_model, plot, explained = {}, {}, {}, None, None
     for path, name in zip(paths, names):
         model, tokenizer, meta = load_scorer(path, cfg)
         max_length = cfg.max_length or meta.get("max_length", 512)
@@ -294,6 +308,8 @@ def run_eval(cfg: EvalConfig) -> dict:
         print(f"eval {name}: append_eos={sequence['append_eos']} ({sequence['source']})", file=sys.stderr)
         s = score_dataset(model, tokenizer, data.records, cfg.batch_size, max_length, cfg.truncation_side,
                           cfg.padding_side, append_eos, cfg.progress, cfg.shared_prompt)
+        if cfg.explain and name == names[0]:
+            explained = explain_worst(model, tokenizer, data, s.rewards, cfg, max_length)
         del model
         if cfg.shared_prompt and not s.shared_prompt:
             print(f"eval {name}: --shared-prompt not used: it needs a decoder reward model whose base model takes a KV cache "
@@ -320,6 +336,8 @@ def run_eval(cfg: EvalConfig) -> dict:
             result["notes"] = result["notes"] + ["no example gives a per-example result (e.g. no prompt with two "
                                                  "ratings): no paired differences"]
         result["per_model"] = {n: {k: v for k, v in per_model[n].items()} for n in names[1:]}
+    if explained:
+        result["explain"] = explained[1]
     result["config"] = to_dict(cfg)
     if cfg.output:
         out = Path(cfg.output)
@@ -328,5 +346,5 @@ def run_eval(cfg: EvalConfig) -> dict:
             write_json_atomic(out, result)
             save_config(cfg, config_beside(out))
         else:
-            write_outputs(out, result, example_rows(data, scored), plot, cfg)
+            write_outputs(out, result, example_rows(data, scored), plot, cfg, (explained[0],) if explained else ())
     return result
