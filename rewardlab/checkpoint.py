@@ -7,7 +7,9 @@ Layout of a training output directory::
     DIR/checkpoints/step-N/   the same plus trainer_state.pt (optimizer, scheduler, RNG, position)
 
 A folder is written under a temporary name and renamed into place, so a killed run never leaves a
-half-written checkpoint where ``--resume`` would find it.
+half-written checkpoint where ``--resume`` would find it. Weights and optimizer state are whole even when
+training sharded them (FSDP, DeepSpeed ZeRO-3): the trainer gathers them and the main process writes
+(docs/scale.md).
 """
 
 from __future__ import annotations
@@ -46,14 +48,19 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def save_model_folder(folder: Path, model, tokenizer, metadata: dict, state: dict | None = None) -> Path:
-    """Write model + tokenizer + metadata (+ trainer state) to ``folder`` atomically (tmp folder, then rename)."""
+def save_model_folder(folder: Path, model, tokenizer, metadata: dict, state: dict | None = None,
+                      weights: dict | None = None) -> Path:
+    """Write model + tokenizer + metadata (+ trainer state) to ``folder`` atomically (tmp folder, then rename).
+
+    ``weights``: the model's state dict to write instead of ``model.state_dict()`` — a sharded model's (FSDP,
+    DeepSpeed ZeRO-3) own parameters are this process's shards, so the trainer gathers the full one first
+    (``rewardlab.train.loop.model_weights``); ``model`` then gives the config and the file layout."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=weights)
     tokenizer.save_pretrained(tmp)
     (tmp / METADATA).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     if state is not None:
@@ -70,10 +77,11 @@ def save_model_folder(folder: Path, model, tokenizer, metadata: dict, state: dic
     return folder
 
 
-def save_final(output: Path, model, tokenizer, metadata: dict) -> None:
-    """The final model goes to the top of ``output`` (beside ``checkpoints/``), file by file via a tmp folder."""
+def save_final(output: Path, model, tokenizer, metadata: dict, weights: dict | None = None) -> None:
+    """The final model goes to the top of ``output`` (beside ``checkpoints/``), file by file via a tmp folder
+    (``weights`` as in ``save_model_folder``)."""
     output = Path(output)
-    staged = save_model_folder(output / ".final", model, tokenizer, metadata)
+    staged = save_model_folder(output / ".final", model, tokenizer, metadata, weights=weights)
     for f in staged.iterdir():
         os.replace(f, output / f.name)
     staged.rmdir()
@@ -140,3 +148,15 @@ def latest_good_checkpoint(output: Path, say=print) -> Path | None:
 def prune_checkpoints(output: Path, keep: int) -> None:
     for step in checkpoint_steps(output)[:-keep] if keep > 0 else []:
         shutil.rmtree(Path(output) / "checkpoints" / f"step-{step}", ignore_errors=True)
+
+
+def refuse_existing_output(output: str | Path, names=("",), *, overwrite: bool, resume: bool | None = None) -> list[str]:
+    """The ``names`` that exist in the output folder ``output`` (``""``: ``output`` itself, an output file); if there
+    are any, a ValueError unless ``overwrite`` (or ``resume``): a run's results are never replaced unasked. ``resume``
+    None: the verb cannot resume, and the message offers only --overwrite. Used by train, eval and optimize."""
+    held = [name for name in names if (Path(output) / name).exists()]
+    if held and not (overwrite or resume):
+        what = f"{output} already exists" if held == [""] else f"{output} already holds a run ({', '.join(held)})"
+        how = "--resume to continue it, --overwrite to replace it" if resume is not None else "--overwrite to replace it"
+        raise ValueError(f"{what}; pass {how}, or another --output")
+    return held

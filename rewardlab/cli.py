@@ -166,7 +166,7 @@ def sample_data_cmd(cfg: C.SampleDataConfig):
     if not cfg.output:
         _fail("sample-data needs --output")
     try:
-        counts = write_sample_data(cfg.output, cfg.n_train, cfg.n_test, cfg.forms, cfg.seed, cfg.noise)
+        counts = write_sample_data(cfg.output, cfg.n_train, cfg.n_test, cfg.forms, cfg.seed, cfg.noise, progress=cfg.progress)
     except (ValueError, OSError) as e:
         _fail(str(e))
     C.save_config(cfg, Path(cfg.output) / C.CONFIG_FILE)
@@ -265,10 +265,9 @@ def _corpus_texts(paths: list[str]) -> list[str]:
 @config_command(C.TinyModelConfig, "tiny-model", "Build a small random reward model plus a tokenizer trained offline — for "
                                                  "tests and users without a hub.")
 def tiny_model_cmd(cfg: C.TinyModelConfig):
-    from transformers.utils import logging as hf_logging
-
     from rewardlab.data.formats import DataError
     from rewardlab.models.tiny import save_tiny
+    from rewardlab.runtime import hf_progress_bars
 
     if not cfg.output:
         _fail("tiny-model needs --output")
@@ -280,16 +279,11 @@ def tiny_model_cmd(cfg: C.TinyModelConfig):
         from rewardlab.tasks.gold import default_corpus
 
         texts = default_corpus()
-    bars = hf_logging.is_progress_bar_enabled()
-    if not cfg.progress:
-        hf_logging.disable_progress_bar()  # transformers' "Writing model shards"
     try:
-        save_tiny(cfg.output, cfg.arch, texts, cfg.size, cfg.vocab_size, cfg.seed)
+        with hf_progress_bars(cfg.progress):  # transformers' "Writing model shards"
+            save_tiny(cfg.output, cfg.arch, texts, cfg.size, cfg.vocab_size, cfg.seed)
     except (ValueError, OSError) as e:
         _fail(str(e))
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     C.save_config(cfg, Path(cfg.output) / C.CONFIG_FILE)
     typer.echo(json.dumps({"output": str(cfg.output), "arch": cfg.arch, "size": cfg.size}))
 

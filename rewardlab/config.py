@@ -31,9 +31,22 @@ def opt(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
+def read_yaml(text: str, where: str):
+    """``yaml.safe_load(text)``: plain values only. A tag that would build a Python object (``!!python/object``,
+    ``!!python/name`` …) or broken YAML is a ValueError naming ``where``; nothing in the text is executed."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as e:
+        line = f", line {e.problem_mark.line + 1}" if e.problem_mark is not None else ""
+        raise ValueError(f"{where}{line}: {e.problem}. rewardlab reads YAML with yaml.safe_load, which builds plain values only "
+                         f"(numbers, text, lists, mappings), never Python objects: remove the tag") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{where}: not valid YAML: {e}") from None
+
+
 def yaml_scalar(text: str):
     """'0.1' → 0.1, 'true' → True, '[1, 2]' → [1, 2], 'davidson' → 'davidson'."""
-    return yaml.safe_load(text)
+    return read_yaml(text, f"value {text!r}")
 
 
 def parse_kv(items: list[str] | dict | None, what: str, cast=yaml_scalar) -> dict:
@@ -52,6 +65,49 @@ def parse_kv(items: list[str] | dict | None, what: str, cast=yaml_scalar) -> dic
             raise ValueError(f"{what}: {k.strip()} is given twice")
         out[k.strip()] = cast(v)
     return out
+
+
+TRACKERS = {"none": (), "tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
+"""``--report-to`` name → the packages that provide it (any one will do)."""
+REPORT_TO_HELP = ("Experiment tracker, through Accelerate: none, tensorboard (event files under OUTPUT/rewardlab/) or wandb "
+                  "(project rewardlab; WANDB_MODE=offline keeps the run on this machine).")
+ALLOW_PICKLE_HELP = ("Load PyTorch pickle weights (pytorch_model.bin) of a model that has no safetensors. Unpickling can run "
+                     "code hidden in the file: only for files you trust (default: safetensors only).")
+
+
+def report_to_problem(name: str) -> str | None:
+    """Why ``--report-to name`` cannot log here (unknown name, package missing), or None. Accelerate would
+    drop a tracker whose package is missing without a word, so this is checked with the config."""
+    import importlib.util
+
+    if name not in TRACKERS:
+        return f"report_to must be {', '.join(TRACKERS)}, got {name!r}"
+    if TRACKERS[name] and not any(importlib.util.find_spec(p) for p in TRACKERS[name]):
+        return f"--report-to {name} needs the {TRACKERS[name][0]} package: pip install {TRACKERS[name][0]}"
+    return None
+
+
+def tracker_scalars(record: dict, prefix: str = "") -> dict:
+    """The finite numbers of ``record`` (nested dicts flattened to ``a/b``), keyed ``prefix + name``: what a tracker
+    plots. Booleans, text, None and NaN are left out. {"loss": 0.5, "ok": True, "m": {"x": 1}} → {"loss": 0.5, "m/x": 1}"""
+    import math
+
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(tracker_scalars(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def tracker_config(values: dict) -> dict:
+    """A config (or any dict) as a tracker's hyperparameters: scalars as they are, lists and dicts as JSON text,
+    None left out (TensorBoard's hparams take only bool, str, int and float)."""
+    import json
+
+    return {k: v if isinstance(v, (bool, str, int, float)) else json.dumps(v, default=str)
+            for k, v in values.items() if v is not None}
 
 
 @dataclass
@@ -111,8 +167,10 @@ class TrainConfig:
                                  "without it such a folder is refused.")
     skip_nonfinite: bool = opt(False, "Skip an update whose loss or gradient is NaN/Inf (counted in rewardlab.json) instead "
                                       "of stopping the run there.")
-    report_to: str = opt("none", "Experiment tracker through Accelerate: none, tensorboard or wandb.")
+    report_to: str = opt("none", REPORT_TO_HELP + " Logs loss, lr and train_accuracy every --log-every updates and the "
+                                                  "held-out metrics as eval_* whenever they are computed.")
     trust_remote_code: bool = opt(False, "Allow model code from the hub (off unless asked).")
+    allow_pickle: bool = opt(False, ALLOW_PICKLE_HELP)
     progress: bool = opt(True, "Show a progress bar.")
 
     def __post_init__(self):
@@ -126,7 +184,7 @@ class TrainConfig:
             (self.mixed_precision in ("auto", "no", "bf16", "fp16"), f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"),
             (self.lora_r >= 0, f"lora_r must be >= 0, got {self.lora_r}"),
             (not (self.lora_r and self.resume), "--resume with LoRA is not supported yet: restart the run, or train without LoRA"),
-            (self.report_to in ("none", "tensorboard", "wandb"), f"report_to must be none, tensorboard or wandb, got {self.report_to!r}"),
+            (report_to_problem(self.report_to) is None, report_to_problem(self.report_to)),
             (self.on_bad_record in ("error", "skip"), f"on_bad_record must be error or skip, got {self.on_bad_record!r}"),
             (self.truncation_side in TRUNCATION_SIDES, f"truncation_side must be one of {TRUNCATION_SIDES}, got {self.truncation_side!r}"),
             (0 <= self.eval_split < 1, f"eval_split must be in [0, 1), got {self.eval_split}"),
@@ -169,6 +227,8 @@ class EvalConfig:
     data: str = opt(None, "Preference data (same sources as train); RewardBench v1/v2 layouts are detected from the columns.")
     output: str = opt(None, "A path ending in .json: write the metrics there. Any other path: a folder with results.json, "
                             "examples.jsonl (rewards per example), report.html + PNG plots and the resolved config.")
+    overwrite: bool = opt(False, "Write over an --output that already holds results (a .json file, or a folder with results.json "
+                                 "or examples.jsonl); without it such an output is refused before any work.")
     form: str = opt(None, "Data form: pairs, rankings, ratings or labels (default pairs; rankings for RewardBench 2).")
     layout: str = opt("auto", "auto (detect from the first row), plain, rewardbench (v1: subset column → section scores) "
                               "or rewardbench2 (lists of chosen / rejected → RB2 accuracy).")
@@ -204,8 +264,12 @@ class EvalConfig:
     threshold: float = opt(None, "Labels form: reward threshold for good vs bad (default: fitted on --calibration-split).")
     seed: int = opt(0, "Seed of the bootstrap and of the fit/report split.")
     report: bool = opt(True, "With a folder --output: write report.html and its PNG plots.")
+    explain: int = opt(0, "Pairs, with a folder --output: add to report.html what the RM responds to: counterfactual "
+                          "probes (filler, repetition, truncation, ...) on up to 100 pairs and token attributions "
+                          "(integrated gradients) of the N pairs it gets most wrong (as rewardlab explain).")
     progress: bool = opt(True, "Show a progress bar.")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
+    allow_pickle: bool = opt(False, ALLOW_PICKLE_HELP)
 
     def __post_init__(self):
         from rewardlab.data.batching import TRUNCATION_SIDES
@@ -233,6 +297,10 @@ class EvalConfig:
             (0 < self.calibration_split < 1, f"calibration_split must be in (0, 1), got {self.calibration_split}"),
             (self.strength_bins is None or self.strength_bins >= 1, f"strength_bins must be >= 1, got {self.strength_bins}"),
             (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
+            (self.explain >= 0, f"explain must be >= 0, got {self.explain}"),
+            (not (self.explain and self.implicit), "--explain attributes a reward model's reward; it does not apply to --implicit"),
+            (not self.explain or (self.report and bool(self.output) and not str(self.output).lower().endswith(".json")),
+             "--explain adds a section to report.html: give a folder --output (and keep --report)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -257,6 +325,7 @@ class ScoreConfig:
                                "on the CPU bench no faster than the default since the pooled last layer (bench/results/README.md).")
     progress: bool = opt(True, "Show a progress bar.")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
+    allow_pickle: bool = opt(False, ALLOW_PICKLE_HELP)
 
 
 
@@ -288,6 +357,7 @@ class ServeConfig:
                           "tokenisation). Measured on 2 cores, 600 requests from 32 clients: 1 thread 36.9 requests/s, "
                           "2 threads 10.9 (they fight the HTTP side for the cores).")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
+    allow_pickle: bool = opt(False, ALLOW_PICKLE_HELP)
     replicas: int = opt(0, "N >= 2: serve N copies of the model on Ray Serve (a local Ray cluster; pip install 'ray[serve]'), "
                            "each with its own batcher and an even share of the CPUs (GPUs), requests spread over them; 0 or 1: "
                            "one copy, no Ray. Measured on a busy 2-core CPU machine (bench mini Llama, 32 clients): 2 replicas "
@@ -341,7 +411,7 @@ def load_config(cls, path: str | Path | None = None, **overrides):
     values = {}
     if path is not None:
         path = Path(path)
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path.read_text(), str(path)) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping of field: value, got {type(loaded).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -367,6 +437,8 @@ class StudyConfig:
     data_form: str = opt("pairs", "Form of --data: pairs or rankings.")
     columns: dict[str, str] = opt({}, "Column remapping of --data, OURS=THEIRS.", flag="--column")
     test_fraction: float = opt(0.2, "Share of --data held out as the test set (split once, seeded by --test-seed).")
+    on_bad_record: str = opt("error", "A malformed record of --data: error (stop, naming file/line/field, before any model is "
+                                      "loaded) or skip (count it, say how many, study the rest).")
     losses: list[str] = opt(["bt", "label_smoothing", "robust", "plackett_luce", "mse", "bce"], "Losses to compare (catalogue names).")
     loss_args: dict = opt({}, "Loss hyperparameters LOSS.NAME=VALUE, e.g. --loss-arg robust.flip_rate=noise; "
                               "the value `noise` stands for the cell's flip rate.", flag="--loss-arg")
@@ -399,10 +471,18 @@ class StudyConfig:
     lora_r: int = opt(8, "LoRA mode: adapter rank r.")
     lora_alpha: int = opt(16, "LoRA mode: adapter scale alpha (updates scaled by alpha / r).")
     keep_models: bool = opt(False, "Full / LoRA mode: keep each run's trained model folder (default: delete after scoring).")
-    workers: int = opt(None, "Parallel worker processes for the runs (default: min(2, CPU count)).")
+    workers: int = opt(None, "Parallel worker processes for the runs (default: min(2, CPU count)); with --executor ray "
+                             "and no cluster address, the CPUs of the local Ray cluster (default: all).")
     executor: str = opt("local", "local (worker processes on this machine) or ray (tasks on a Ray cluster; see docs/study.md).")
-    ray_address: str = opt(None, "Ray mode: cluster address (default: ray.init's own choice, e.g. RAY_ADDRESS or a local cluster).")
+    ray_address: str = opt(None, "Ray mode: cluster address: auto (the cluster `ray start --head` started on this machine), "
+                                 "HOST:6379 or ray://HOST:10001 (default: RAY_ADDRESS, else a local cluster for this study).")
     shard: str = opt(None, "Run only shard I of N (I/N, 0-based) of the runs, e.g. on N machines sharing the study folder.")
+    report_to: str = opt("none", "Experiment tracker, through Accelerate: none, tensorboard or wandb. One tracker run per study run, "
+                                 "named by its run id (tensorboard: OUTPUT/rewardlab/RUN_ID/; wandb: project rewardlab, grouped "
+                                 "by the study folder's name; WANDB_MODE=offline keeps it on this machine), logged as each run "
+                                 "finishes: its grid cell and hyperparameters as the config, its test metrics as scalars "
+                                 "(best-of-N at step N). Training curves are not logged.")
+    allow_pickle: bool = opt(False, ALLOW_PICKLE_HELP)
     progress: bool = opt(True, "Show progress bars.")
 
     def __post_init__(self):
@@ -452,8 +532,10 @@ class StudyConfig:
             (self.max_length >= 8, f"max_length must be >= 8, got {self.max_length}"),
             (self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
             (self.executor in ("local", "ray"), f"executor must be local or ray, got {self.executor!r}"),
+            (report_to_problem(self.report_to) is None, report_to_problem(self.report_to)),
             (0.0 < self.test_fraction < 1.0, f"test_fraction must lie in (0, 1), got {self.test_fraction}"),
             (self.data_form in ("pairs", "rankings"), f"data_form must be pairs or rankings, got {self.data_form!r}"),
+            (self.on_bad_record in ("error", "skip"), f"on_bad_record must be error or skip, got {self.on_bad_record!r}"),
         ]
         if self.data is None:
             checks.append((all(n >= self.ranking_k and n % self.ranking_k == 0 for n in self.train_sizes),
@@ -532,12 +614,41 @@ class SampleDataConfig:
     noise: float = opt(0.0, "Label noise σ in gold units (gold std ≈ 1): pairs and rankings ordered at temperature σ "
                             "(Bradley–Terry / Plackett–Luce), ratings g + σ·N(0, 1), labels 1[g + σ·N(0, 1) > 0]. "
                             "0 = every label agrees with the gold.")
+    progress: bool = opt(True, "Show a progress bar over the files written.")
 
     def __post_init__(self):
         from rewardlab.tasks.sample import check_args
 
         self.forms = [str(f) for f in (self.forms if isinstance(self.forms, (list, tuple)) else [self.forms])]
         check_args(self.n_train, self.n_test, self.forms, self.noise)
+
+
+@dataclass
+class TinyModelConfig:
+    """``rewardlab tiny-model``: a small random reward model plus a BPE tokenizer trained offline
+    (``rewardlab.models.tiny``), for tests and users without a hub."""
+
+    output: str = opt(None, "Folder to write the model, the tokenizer and rewardlab_config.yaml to.")
+    arch: str = opt("llama", "llama, gpt2 or bert.")
+    size: str = opt("nano", "nano (2×32), micro (2×64), mini (4×256), small (6×512) or 0.5b (28×1024): layers × width.")
+    corpus: list[str] = opt([], "Files whose strings train the tokenizer: JSONL/JSON/CSV/Parquet (every string of every "
+                                "record) or plain text (every line). Default: the built-in task's text.", commas=False)
+    vocab_size: int = opt(2000, "BPE vocabulary size.")
+    seed: int = opt(0, "Seed of the random weights.")
+    progress: bool = opt(True, "Show progress bars (writing the weights).")
+
+    def __post_init__(self):
+        from rewardlab.models.tiny import ARCHS, SIZES
+
+        self.corpus = [str(p) for p in (self.corpus if isinstance(self.corpus, (list, tuple)) else [self.corpus])]
+        checks = [
+            (self.arch in ARCHS, f"unknown arch {self.arch!r}; known: {', '.join(ARCHS)}"),
+            (self.size in SIZES, f"unknown size {self.size!r}; known: {', '.join(SIZES)}"),
+            (self.vocab_size >= 1, f"vocab_size must be >= 1, got {self.vocab_size}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
 
 
 METHODS = ("bon", "rwr", "raft", "reinforce", "rloo", "ppo")
@@ -565,8 +676,10 @@ class OptimizeConfig:
     normalize_reward: bool = opt(False, "Normalise the reward by its running mean and std.")
     clip_reward: float = opt(None, "Clip the (normalised) reward to [-c, c].")
     gold: bool = opt(None, "Also log the built-in task's gold reward (default: on when prompts come from the built-in task).")
-    prompts: str = opt(None, "JSONL file of prompts (one object per line; other fields become reward columns). Default: the built-in task's prompts.")
-    prompt_field: str = opt("prompt", "Field of --prompts that holds the prompt.")
+    prompts: str = opt(None, "JSONL file of prompts (one object per line; also .json, .csv, .parquet); other fields become reward "
+                             "columns (e.g. the `reference` of bleu/chrf/rouge/ngram/adversarial). Checked, naming file, line and "
+                             "field, before any model is loaded. Default: the built-in task's prompts.")
+    prompt_field: str = opt("prompt", "Field of --prompts that holds the prompt (a string; chat messages with --chat).")
     chat: bool = opt(False, "Render prompts with the tokenizer's chat template (instruct models).")
     n_prompts: int = opt(2000, "Training prompts drawn from the built-in task.")
     eval_prompts: int = opt(128, "Held-out prompts for evaluation (built-in task; or the last N rows of --prompts).")
@@ -608,6 +721,10 @@ class OptimizeConfig:
                                  "such a folder is refused.")
     mixed_precision: str = opt("no", "Accelerate mixed precision: no, fp16, bf16.")
     seed: int = opt(0, "Seed of sampling and shuffling.")
+    report_to: str = opt("none", REPORT_TO_HELP + " Logs every number of every log.jsonl line under SPLIT/NAME (train/proxy, "
+                                                  "eval/gold, bon/gold at step N, …) at its step.")
+    allow_pickle: bool = opt(False, ALLOW_PICKLE_HELP + " Applies to --policy, --reference and the models of --reward "
+                                                        "(rm:, ensemble:, lm:, adversarial:; one spec alone: ;allow_pickle=true).")
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -631,15 +748,17 @@ class OptimizeConfig:
             raise ValueError("best-of-N needs N values >= 1")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if report_to_problem(self.report_to):
+            raise ValueError(report_to_problem(self.report_to))
 
 
 _COMMON = ("policy", "gguf_file", "reference", "output", "reward", "reward_weight", "normalize_reward", "clip_reward", "gold", "prompts",
            "prompt_field", "chat", "n_prompts", "eval_prompts", "task_seed", "max_new_tokens", "max_prompt_length",
-           "temperature", "top_k", "top_p", "seed", "mixed_precision", "overwrite")
+           "temperature", "top_k", "top_p", "seed", "mixed_precision", "overwrite", "report_to", "allow_pickle")
 _TRAIN = ("steps", "batch_size", "k", "minibatch_size", "lr", "max_grad_norm", "eval_every", "save_every", "resume", "progress")
 _KL = ("kl_coef", "kl_target", "kl_horizon", "kl_estimator")
 METHOD_FIELDS = {
-    "bon": _COMMON + ("n",),
+    "bon": _COMMON + ("n", "progress"),
     "rwr": _COMMON + _TRAIN + ("beta", "sft_epochs"),
     "raft": _COMMON + _TRAIN + ("keep", "min_reward", "sft_epochs"),
     "reinforce": _COMMON + _TRAIN + _KL + ("baseline_momentum",),
@@ -787,6 +906,7 @@ class PolicyConfig:
     lr: float = opt(3e-3, "Peak learning rate (AdamW, linear decay to 0).")
     seed: int = opt(0, "Seed of the weights, the examples and their order.")
     task_seed: int = opt(0, "Seed of the built-in task config (the gold does not depend on it).")
+    progress: bool = opt(True, "Show a progress bar over the SFT steps.")
 
     def __post_init__(self):
         from rewardlab.models.tiny import SIZES
@@ -795,3 +915,67 @@ class PolicyConfig:
             raise ValueError(f"unknown size {self.size!r}; known: {', '.join(SIZES)}")
         if self.n_examples < 1 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("n_examples, epochs, batch_size must be >= 1 and lr > 0")
+
+
+@dataclass
+class ExplainConfig:
+    """``rewardlab explain``: why a reward model gives its rewards (docs/explain.md)."""
+
+    model: str = opt(None, "Reward model folder or hub id (rewardlab's, TRL's, OpenRLHF's or any 1-label HF classifier).")
+    input: str = opt(None, "JSONL/JSON/CSV/Parquet of pairs (prompt, chosen, rejected) or of single responses (prompt, response).")
+    output: str = opt(None, "Folder for explanations.jsonl, probes.json, report.html (+ PNGs) and the resolved config.")
+    method: str = opt("ig", "Attribution method (Captum): ig (layer integrated gradients over the input embeddings), "
+                            "occlusion (feature ablation, one token at a time) or shap (Shapley value sampling; slow).")
+    probes: list[str] = opt(["length", "repeat", "truncate", "empty", "upper", "bullets"],
+                            "Counterfactual edits of every response, with the mean reward change: length (append filler), "
+                            "repeat (last sentence twice), truncate (first half), empty, upper, lower, bullets. "
+                            "--probes none for no probes.")
+    filler_words: int = opt(30, "Words of neutral filler the length probe appends.")
+    rewrite: str = opt(None, "RATE-style estimate of an attribute's effect: module:function with signature "
+                             "fn(text, on: bool) -> str that turns the attribute on or off "
+                             "(example: rewardlab.explain.probes:polite).")
+    limit: int = opt(50, "Explain at most this many records (probes run on them too).")
+    top: int = opt(20, "Records shown highlighted in report.html (pairs the RM gets most wrong first).")
+    n_steps: int = opt(50, "Integrated-gradients steps to start with; doubled (up to --max-steps) until the attributions "
+                           "sum to the reward difference within --tolerance.")
+    max_steps: int = opt(800, "Most integrated-gradients steps per response.")
+    tolerance: float = opt(0.05, "Integrated gradients: the largest completeness gap accepted, as a fraction of "
+                                 "|reward − baseline reward|.")
+    n_samples: int = opt(25, "Shapley value sampling permutations (shap: (tokens + 1) × this many forward passes).")
+    batch_size: int = opt(16, "Sequences per forward pass of the attribution methods and the probes.")
+    max_length: int = opt(None, "Tokens per sequence (default: the model's training max_length, else 512).")
+    truncation_side: str = opt("left", "Side cut when too long.")
+    append_eos: bool = opt(None, "Append the EOS token to every plain-text sequence that lacks it. Default: what the model "
+                                 "was trained with (its rewardlab.json), else the ecosystem's convention.")
+    bootstrap: int = opt(1000, "Bootstrap resamples of the probes' 95% intervals.")
+    seed: int = opt(0, "Seed of the bootstrap and of Shapley sampling.")
+    on_bad_record: str = opt("error", "What to do with a malformed record: error (stop, naming file/line/field) or skip (count it).")
+    overwrite: bool = opt(False, "Write into an --output folder that already holds explanations.")
+    progress: bool = opt(True, "Show a progress bar.")
+    trust_remote_code: bool = opt(False, "Allow model code from the hub.")
+    allow_pickle: bool = opt(False, ALLOW_PICKLE_HELP)
+
+    def __post_init__(self):
+        from rewardlab.data.batching import TRUNCATION_SIDES
+
+        self.probes = [] if list(self.probes or []) in (["none"], []) else [str(p) for p in self.probes]
+        known = ("length", "repeat", "truncate", "empty", "upper", "lower", "bullets")
+        checks = [
+            (self.method in ("ig", "occlusion", "shap"), f"method must be ig, occlusion or shap, got {self.method!r}"),
+            (all(p in known for p in self.probes), f"probes must be among {', '.join(known)} (or none), got {self.probes}"),
+            (self.filler_words >= 1, f"filler_words must be >= 1, got {self.filler_words}"),
+            (self.rewrite is None or ":" in self.rewrite, f"rewrite must be module:function, got {self.rewrite!r}"),
+            (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
+            (self.top >= 0, f"top must be >= 0, got {self.top}"),
+            (2 <= self.n_steps <= self.max_steps, f"n_steps must be >= 2 and <= max_steps, got {self.n_steps}, {self.max_steps}"),
+            (self.tolerance > 0, f"tolerance must be > 0, got {self.tolerance}"),
+            (self.n_samples >= 1, f"n_samples must be >= 1, got {self.n_samples}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.max_length is None or self.max_length >= 4, f"max_length must be >= 4, got {self.max_length}"),
+            (self.truncation_side in TRUNCATION_SIDES, f"truncation_side must be one of {TRUNCATION_SIDES}, got {self.truncation_side!r}"),
+            (self.bootstrap >= 0, f"bootstrap must be >= 0, got {self.bootstrap}"),
+            (self.on_bad_record in ("error", "skip"), f"on_bad_record must be error or skip, got {self.on_bad_record!r}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)

@@ -11,6 +11,7 @@ memory stays with the process until it exits. ``REWARDLAB_MALLOC_TUNING=0`` turn
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
@@ -65,3 +66,55 @@ def reset_accelerator_state() -> None:
 
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
+
+
+def fsdp_on_cpu(accelerator) -> bool:
+    """Turn on the FSDP that an ``accelerate launch`` config asked for, where the processes run on CPUs; True when it did.
+
+    Accelerate 1.15 enables FSDP only on GPU-like process groups (``AcceleratorState.__init__`` sets
+    ``DistributedType.FSDP`` for MULTI_GPU, MULTI_XPU, … but not MULTI_CPU): on CPUs an FSDP config runs as DDP,
+    silently. torch's FSDP2 (``fully_shard``) itself runs on CPUs over gloo, so this sets what Accelerate would have
+    set — the distributed type (also in the ``PartialState`` that every ``AcceleratorState()`` copies it from) and the
+    plugin read from the FSDP_* variables — before anything is prepared. FSDP1 cannot run here: Accelerate's plugin
+    asks for a GPU-like device to sync module states. tests/train/test_fsdp.py trains with it (2 CPU processes).
+    """
+    import os
+
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true" or accelerator.distributed_type != DistributedType.MULTI_CPU:
+        return False
+    plugin = FullyShardedDataParallelPlugin()  # from the FSDP_* variables `accelerate launch` set
+    if plugin.fsdp_version != 2:
+        raise ValueError("FSDP on CPUs needs fsdp_version: 2 in the accelerate config (Accelerate's FSDP1 needs a GPU)")
+    if accelerator.mixed_precision != "no":
+        plugin.set_mixed_precision(accelerator.mixed_precision)
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    accelerator.state.distributed_type, accelerator.state.fsdp_plugin = DistributedType.FSDP, plugin
+    return True
+
+
+def is_sharded(accelerator) -> bool:
+    """The model is split over the processes (FSDP, DeepSpeed): gathering its weights and running its forward need
+    every process, not the main one alone."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+@contextlib.contextmanager
+def hf_progress_bars(show: bool):
+    """Within the block, Hugging Face's own progress bars (transformers' "Loading weights" and "Writing model shards",
+    huggingface_hub's downloads) are off unless ``show``, so that a verb's --no-progress is silent throughout; the
+    setting before is restored after. ``show`` leaves them as they are (HF_HUB_DISABLE_PROGRESS_BARS still counts)."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    if not show:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown and not show:
+            hf_logging.enable_progress_bar()

@@ -155,12 +155,15 @@ class FeatureCache:
         self.refresh()
 
 
-def load_encoder(path: str):
-    """(model, tokenizer) of a frozen backbone: ``AutoModel`` in eval mode (no head)."""
+def load_encoder(path: str, allow_pickle: bool = False):
+    """(model, tokenizer) of a frozen backbone: ``AutoModel`` in eval mode (no head). Safetensors weights only unless
+    ``allow_pickle``; never the model's own code (:mod:`rewardlab.models.loading`)."""
     from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
+    from rewardlab.models.loading import load_pretrained
+
+    tokenizer = load_pretrained(AutoTokenizer, path, weights=False)
+    model = load_pretrained(AutoModel, path, allow_pickle=allow_pickle)
     model.eval()
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
@@ -192,7 +195,7 @@ def pool_hidden(hidden, mask, pooling: str, normalize: bool):
 
 def extract_features(cache: FeatureCache, backbone_path: str, texts: list[str], *, pooling: str = "mean",
                      normalize: bool = False, max_length: int = 128, batch_size: int = 64, progress: bool = True,
-                     desc: str = "features", chunk_batches: int = 16) -> int:
+                     desc: str = "features", chunk_batches: int = 16, allow_pickle: bool = False) -> int:
     """Compute and cache the features of the texts not cached yet; returns how many were computed.
 
     Texts are encoded in batches sorted by length (little padding), written every ``chunk_batches``
@@ -204,7 +207,7 @@ def extract_features(cache: FeatureCache, backbone_path: str, texts: list[str], 
     todo = cache.missing(texts)
     if not todo:
         return 0
-    model, tokenizer = load_encoder(backbone_path)
+    model, tokenizer = load_encoder(backbone_path, allow_pickle)
     order = np.argsort([len(t) for t in todo], kind="stable")
     todo = [todo[i] for i in order]
     buf_t, buf_x = [], []

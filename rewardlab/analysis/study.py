@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import numpy as np
 from rewardlab.analysis import study_data as D
 from rewardlab.analysis import study_metrics as M
 from rewardlab.analysis import study_report as R
-from rewardlab.config import CONFIG_FILE, DemoConfig, StudyConfig, save_config, to_dict
+from rewardlab.config import CONFIG_FILE, DemoConfig, StudyConfig, save_config, to_dict, tracker_config, tracker_scalars
 from rewardlab.eval.metrics import best_of_n_expectation, pair_probabilities, reliability_curve
 from rewardlab.losses.catalogue import get_loss, resolve_hparams
 
@@ -92,16 +93,51 @@ def run_key(cfg: StudyConfig, spec: RunSpec) -> str:
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def stored_result(folder: Path, key: str) -> dict | None:
-    """The finished result in ``folder`` if its key matches (else None: the run is (re)done)."""
+_RESULT_FIELDS = ("run_id", "key", "loss", "family", "data_form", "flip_rate", "length_bias", "train_size", "seed", "metrics")
+"""What the report reads from every result.json (``study_metrics.flatten_run``)."""
+
+
+def stored_result(folder: Path, key: str, say=None) -> dict | None:
+    """The finished result in ``folder`` if its key matches and its files are whole, else None: the run is (re)done.
+
+    A run stored under another key (a changed config) is redone without a word. A damaged one — result.json
+    unreadable, not JSON, or lacking fields; test_rewards.npy missing, truncated, or not the bytes whose sha1
+    result.json records — is named through ``say`` (with what is wrong) and redone, never read."""
     path = folder / RESULT
-    if not path.is_file() or not (folder / REWARDS).is_file():
+    if not path.is_file():
         return None
     try:
-        result = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return result if result.get("key") == key else None
+        result = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bytes that are not UTF-8, or not JSON
+        problem, result = f"{RESULT} unreadable ({type(e).__name__}: {e})", None
+    else:
+        if not isinstance(result, dict):
+            problem = f"{RESULT} holds {type(result).__name__}, not a run's result"
+        elif result.get("key") not in (None, key):
+            return None
+        elif missing := [k for k in _RESULT_FIELDS if k not in result]:
+            problem = f"{RESULT} lacks {', '.join(missing)}"
+        else:
+            problem = _rewards_problem(folder / REWARDS, result.get("rewards_sha1"))
+    if problem is None:
+        return result
+    if say is not None:
+        say(f"run {folder.name}: its stored result is damaged ({problem}); running it again")
+    return None
+
+
+def _rewards_problem(path: Path, sha1: str | None) -> str | None:
+    """Why the stored test rewards of a run cannot be used (missing, truncated, corrupt), or None."""
+    try:
+        data = path.read_bytes()
+        if sha1 is not None and hashlib.sha1(data).hexdigest() != sha1:
+            return f"{REWARDS} is not the file its {RESULT} was written with (sha1 differs)"
+        np.load(io.BytesIO(data), allow_pickle=False)
+    except FileNotFoundError:
+        return f"{REWARDS} missing"
+    except (OSError, ValueError, EOFError) as e:
+        return f"{REWARDS} unreadable ({type(e).__name__}: {e})"
+    return None
 
 
 # --------------------------------------------------------------------------- data of a run (main process and workers)
@@ -117,9 +153,10 @@ _USER_CACHE: dict = {}
 
 
 def user_data(cfg: StudyConfig) -> D.UserData:
-    key = (cfg.data, cfg.data_form, json.dumps(cfg.columns, sort_keys=True), cfg.test_fraction, cfg.test_seed)
+    key = (cfg.data, cfg.data_form, json.dumps(cfg.columns, sort_keys=True), cfg.test_fraction, cfg.test_seed, cfg.on_bad_record)
     if key not in _USER_CACHE:
-        _USER_CACHE[key] = D.load_user_data(cfg.data, cfg.data_form, cfg.columns, cfg.test_fraction, cfg.test_seed)
+        _USER_CACHE[key] = D.load_user_data(cfg.data, cfg.data_form, cfg.columns, cfg.test_fraction, cfg.test_seed,
+                                            cfg.on_bad_record)
     return _USER_CACHE[key]
 
 
@@ -187,7 +224,8 @@ def _rewards_of(cfg: StudyConfig, ctx: dict, spec: RunSpec, data: D.FormData, te
     out = run_dir / "model"  # full and LoRA modes: the trainer's own loop (LoRA adapters merged into the saved model)
     (model, tok), seconds = T.timed(T.train_full, ctx["backbone_path"], data.records, spec.loss, hp, out, epochs=cfg.epochs,
                                     lr=cfg.lr, batch_size=cfg.batch_size, max_length=cfg.max_length, seed=spec.seed,
-                                    lora_r=cfg.lora_r if cfg.mode == "lora" else 0, lora_alpha=cfg.lora_alpha)
+                                    lora_r=cfg.lora_r if cfg.mode == "lora" else 0, lora_alpha=cfg.lora_alpha,
+                                    allow_pickle=cfg.allow_pickle)
     rewards = T.score_pairs_of_texts(model, tok, texts, cfg.max_length)
     if not cfg.keep_models:
         shutil.rmtree(run_dir / "model", ignore_errors=True)
@@ -217,7 +255,8 @@ def execute_run(job: dict) -> dict:
         r = rewards
         metrics = M.user_run_metrics(rewards, test.index, test.extra["n_words"])
     np.save(run_dir / REWARDS, r.astype(np.float32))
-    result = {"run_id": spec.run_id, "key": job["key"], **dataclasses.asdict(spec), "family": _family(spec.loss),
+    result = {"run_id": spec.run_id, "key": job["key"], "rewards_sha1": hashlib.sha1((run_dir / REWARDS).read_bytes()).hexdigest(),
+              **dataclasses.asdict(spec), "family": _family(spec.loss),
               "data_form": data_form_of(spec.loss), "hparams": run_hparams(cfg, spec.loss, spec.flip_rate),
               "n_train_examples": len(data), "n_train_responses": int(np.unique(data.index).size),
               "label_agreement": data.agreement, "metrics": metrics, "train_seconds": seconds,
@@ -289,24 +328,58 @@ def run_local(jobs: list[dict], workers: int, progress: bool, method: str = "spa
         bar.close()
 
 
-def run_ray(jobs: list[dict], address: str | None, progress: bool):
+def ray_init_args(address: str | None, num_cpus: int | None) -> dict:
+    """``ray.init``'s arguments. A cluster named by ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``) or by
+    ``RAY_ADDRESS`` is joined as it is. Without one a new local cluster starts in this process (``"local"``: not the
+    cluster a `ray start` on this machine left, live or stale, which ``ray.init()`` would try): ``num_cpus`` CPUs
+    (default: all), no dashboard, and the workers' output kept in Ray's session logs (/tmp/ray/session_latest/logs)
+    instead of the study's console; a failed run's traceback comes back in its result (runs/<run>/error.txt) anyway."""
+    import logging
+
+    if address or os.environ.get("RAY_ADDRESS"):
+        return {"address": address}
+    return {"address": "local", "num_cpus": num_cpus, "include_dashboard": False, "log_to_driver": False,
+            "logging_level": logging.WARNING}
+
+
+def run_ray(jobs: list[dict], address: str | None, progress: bool, num_cpus: int | None = None):
     """Yield results of the runs as Ray tasks (1 CPU each). Needs ``ray`` and a study folder every node can
-    read and write (shared storage): the features are computed before, by the driver."""
+    read and write at the same path (shared storage): the features are computed before, by the driver.
+
+    A Ray already initialised in this process is used as it is; otherwise ``ray_init_args`` says how it starts,
+    and a Ray started here is shut down here. A task whose worker died (out of memory, a lost node) is reported
+    like a failed run, so the others still finish."""
     try:
         import ray
     except ImportError:
         raise StudyError("executor 'ray' needs the ray package (pip install 'ray[default]'); or use --executor local") from None
     from tqdm.auto import tqdm
 
-    ray.init(address=address, ignore_reinit_error=True)
-    remote = ray.remote(num_cpus=1)(_safe_execute)
-    pending = [remote.remote(job) for job in jobs]
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(**ray_init_args(address, num_cpus))
+        except ConnectionError as e:
+            raise StudyError(f"{e} (the cause is above). A cluster from `ray start` checks a token (Ray 2.60 does by default): "
+                             "with an explicit address set RAY_AUTH_MODE=token and give the cluster's token (RAY_AUTH_TOKEN, or "
+                             "~/.ray/auth_token as on the head node); on the head node --ray-address auto finds both") from e
     bar = tqdm(total=len(jobs), desc="runs (ray)", unit="run", disable=not progress, dynamic_ncols=True)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        bar.update(1)
-        yield ray.get(done[0])
-    bar.close()
+    try:
+        remote = ray.remote(num_cpus=1)(_safe_execute)
+        run_of = {remote.remote(job): job["spec_id"] for job in jobs}
+        pending = list(run_of)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                result = ray.get(done[0])
+            except ray.exceptions.RayError:  # the task never returned: its worker or node is gone
+                result = {"run_id": run_of[done[0]], "error": traceback.format_exc()}
+            bar.update(1)
+            yield result
+    finally:
+        bar.close()
+        if started:
+            ray.shutdown()
 
 
 # --------------------------------------------------------------------------- the study
@@ -327,7 +400,8 @@ def prepare(cfg: StudyConfig, runs: list[RunSpec], log=print) -> dict:
         texts = D.rendered(all_texts(cfg, runs))
         t0 = time.perf_counter()
         n = F.extract_features(cache, ctx["backbone_path"], texts, pooling=cfg.pooling, normalize=normalize, max_length=cfg.max_length,
-                               batch_size=cfg.feature_batch_size, progress=cfg.progress, desc=f"features ({cfg.backbone})")
+                               batch_size=cfg.feature_batch_size, progress=cfg.progress, desc=f"features ({cfg.backbone})",
+                               allow_pickle=cfg.allow_pickle)
         ctx["feature_seconds"] = time.perf_counter() - t0
         ctx["n_texts_computed"] = n
         log(f"features: {len(set(texts))} texts, {n} computed ({ctx['feature_seconds']:.0f} s), cached in {folder}")
@@ -344,21 +418,25 @@ def run_study(cfg: StudyConfig, log=print, show: bool = True) -> dict:
     if not cfg.output:
         raise ValueError("study needs --output (the study folder)")
     t_start = time.perf_counter()
+    if cfg.data is not None:  # read and checked first: a bad record stops the study before any folder or model
+        data = user_data(cfg)
+        if data.n_skipped:
+            log(f"{cfg.data}: {data.n_skipped} bad record(s) skipped, {data.n_loaded} loaded; first: {data.skipped[0]}")
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / CONFIG_FILE)
     plan = plan_runs(cfg)
     mine = shard_of(plan, cfg.shard)
     keys = {s.run_id: run_key(cfg, s) for s in plan}
-    todo = [s for s in mine if stored_result(out / "runs" / s.run_id, keys[s.run_id]) is None]
+    todo = [s for s in mine if stored_result(out / "runs" / s.run_id, keys[s.run_id], say=log) is None]
     log(f"study {out}: {len(plan)} runs in the grid" + (f", {len(mine)} in shard {cfg.shard}" if cfg.shard else "")
         + f"; {len(mine) - len(todo)} done, {len(todo)} to run")
     ctx = prepare(cfg, todo, log) if todo else {"output": str(out.resolve())}
     jobs = [{"cfg": to_dict(cfg), "spec": dataclasses.asdict(s), "spec_id": s.run_id, "key": keys[s.run_id], "ctx": ctx} for s in todo]
     workers = cfg.workers or default_workers()
     t_runs = time.perf_counter()
-    results = run_ray(jobs, cfg.ray_address, cfg.progress) if cfg.executor == "ray" else run_local(jobs, workers, cfg.progress, start_method(cfg.mode))
-    failures = [r for r in results if "error" in r]
+    results = run_ray(jobs, cfg.ray_address, cfg.progress, cfg.workers) if cfg.executor == "ray" else run_local(jobs, workers, cfg.progress, start_method(cfg.mode))
+    failures = [r for r in track_runs(cfg, results) if "error" in r]
     runs_seconds = time.perf_counter() - t_runs
     for f in failures:
         (out / "runs" / f["run_id"]).mkdir(parents=True, exist_ok=True)
@@ -366,7 +444,7 @@ def run_study(cfg: StudyConfig, log=print, show: bool = True) -> dict:
     finished = [stored_result(out / "runs" / s.run_id, keys[s.run_id]) for s in plan]
     done = [r for r in finished if r is not None]
     timing = accumulate_timing(out, {"features_seconds": ctx.get("feature_seconds", 0.0), "runs_seconds": runs_seconds},
-                               {"workers": workers, "runs_trained_now": len(todo) - len(failures)})
+                               {"workers": workers, "runs_trained_now": len(todo) - len(failures)}, say=log)
     report = None
     if cfg.shard is not None:
         log(f"shard {cfg.shard}: {len(todo) - len(failures)} run(s) trained; {len(done)} of {len(plan)} runs of the study are done — "
@@ -383,11 +461,16 @@ def run_study(cfg: StudyConfig, log=print, show: bool = True) -> dict:
     return report or {"summary": [], "findings": [], "paths": {}, "n_runs": 0}
 
 
-def accumulate_timing(folder: Path, seconds: dict, extra: dict) -> dict:
-    """This invocation's seconds, plus their totals over every invocation of the study (timing.json)."""
+def accumulate_timing(folder: Path, seconds: dict, extra: dict, say=print) -> dict:
+    """This invocation's seconds, plus their totals over every invocation of the study (timing.json; a damaged one is
+    named through ``say`` and its totals start again)."""
     path = folder / "timing.json"
-    total = json.loads(path.read_text()) if path.is_file() else {}
-    total = {k: float(total.get(k, 0.0)) + float(v) for k, v in seconds.items()}
+    try:
+        total = json.loads(path.read_bytes()) if path.is_file() else {}
+        total = {k: float(total.get(k, 0.0)) + float(v) for k, v in seconds.items()}
+    except (OSError, ValueError, TypeError, AttributeError) as e:  # not JSON, not an object of numbers
+        say(f"{path} is damaged ({type(e).__name__}: {e}); the study's time totals start again from this invocation")
+        total = {k: float(v) for k, v in seconds.items()}
     R.write_json(path, total)
     return {**seconds, **extra, "cumulative": total}
 
@@ -510,6 +593,51 @@ def study_meta(cfg: StudyConfig, results: list[dict], n_planned: int, reference:
 
 def fmt_num(x) -> str:
     return R.fmt(None if x is None else float(x))
+
+
+# --------------------------------------------------------------------------- experiment tracker (--report-to)
+
+
+def track_runs(cfg: StudyConfig, results):
+    """``results`` passed through as they come; each finished run is logged to ``cfg.report_to`` on the way
+    (:func:`log_run`), so the tracker fills while the study runs."""
+    for result in results:
+        if cfg.report_to != "none" and "error" not in result:
+            log_run(cfg, result)
+        yield result
+
+
+def log_run(cfg: StudyConfig, result: dict) -> None:
+    """One study run as one tracker run named by its run id, through Accelerate's trackers (as ``train`` logs):
+
+    - config: the study folder's name, the grid cell (loss, flip_rate, length_bias, train_size, seed), family,
+      data form, mode, backbone and the loss's hyperparameters as ``hp/NAME``;
+    - step 0: ``test/METRIC`` for every number in result.json's ``metrics``, with ``train_seconds``,
+      ``n_train_examples`` and ``label_agreement``;
+    - step N: ``test/bon_gold``, the expected gold of best-of-N (built-in task only).
+
+    TensorBoard writes OUTPUT/rewardlab/RUN_ID/ (a redone run replaces its old events); wandb logs to the project
+    ``rewardlab``, the run grouped by the study folder's name."""
+    from accelerate.tracking import TensorBoardTracker, WandBTracker
+
+    out, run_id = Path(cfg.output), result["run_id"]
+    if cfg.report_to == "tensorboard":
+        shutil.rmtree(out / "rewardlab" / run_id, ignore_errors=True)
+        tracker = TensorBoardTracker(run_id, str(out / "rewardlab"))
+    else:
+        tracker = WandBTracker("rewardlab", name=run_id, group=out.name)
+    tracker.start()
+    try:
+        cell = {k: result[k] for k in ("run_id", "loss", "flip_rate", "length_bias", "train_size", "seed", "family", "data_form",
+                                      "mode", "backbone")}
+        tracker.store_init_configuration(tracker_config({"study": out.name, **cell, **{f"hp/{k}": v for k, v in result["hparams"].items()}}))
+        metrics = {k: v for k, v in result["metrics"].items() if k != "bon"}
+        numbers = {k: result.get(k) for k in ("train_seconds", "n_train_examples", "label_agreement")}
+        tracker.log(tracker_scalars({**metrics, **numbers}, "test/"), step=0)
+        for n, gold in sorted((int(n), v) for n, v in (result["metrics"].get("bon") or {}).items()):
+            tracker.log(tracker_scalars({"bon_gold": gold}, "test/"), step=n)
+    finally:
+        tracker.finish()
 
 
 # --------------------------------------------------------------------------- demo

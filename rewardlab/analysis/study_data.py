@@ -248,27 +248,33 @@ def _key(prompt, response) -> str:
 
 @dataclass
 class UserData:
-    """A user's preference data split once into train / test records (pairs or rankings)."""
+    """A user's preference data split once into train / test records (pairs or rankings); ``n_skipped`` bad records
+    were skipped (``on_bad_record="skip"``), the first of them described in ``skipped``."""
 
     form: str
     train: list
     test: list
     source: str
     n_loaded: int
+    n_skipped: int = 0
+    skipped: list = field(default_factory=list)
 
 
-def load_user_data(source: str, form: str, columns: dict, test_fraction: float, seed: int) -> UserData:
-    """Load pairs or rankings from ``source`` and split them by a permutation seeded with ``seed``."""
+def load_user_data(source: str, form: str, columns: dict, test_fraction: float, seed: int,
+                   on_bad_record: str = "error") -> UserData:
+    """Load pairs or rankings from ``source`` (``data.formats.load_records``: a bad record is a DataError naming file,
+    line and field, or with ``on_bad_record="skip"`` a counted skip) and split them by a permutation seeded with ``seed``."""
     if form not in ("pairs", "rankings"):
         raise ValueError(f"a study on user data takes pairs or rankings (human comparisons), got data form {form!r}")
-    records, report = load_records(source, form=form, columns=columns or None)
+    records, report = load_records(source, form=form, columns=columns or None, on_bad_record=on_bad_record)
     if len(records) < 4:
-        raise ValueError(f"{source}: {len(records)} records loaded; a study needs at least 4")
+        skipped = f", {report.n_skipped} skipped as bad (the first: {report.skipped[0]})" if report.n_skipped else ""
+        raise ValueError(f"{source}: {len(records)} records loaded{skipped}; a study needs at least 4")
     perm = np.random.default_rng([int(seed), _FORM_STREAM["user"]]).permutation(len(records))
     n_test = max(1, int(round(test_fraction * len(records))))
     test = [records[i] for i in sorted(perm[:n_test].tolist())]
     train = [records[i] for i in sorted(perm[n_test:].tolist())]
-    return UserData(form, train, test, str(source), report.n_loaded)
+    return UserData(form, train, test, str(source), report.n_loaded, report.n_skipped, list(report.skipped))
 
 
 def responses_per_example(form: str, k: int) -> int:

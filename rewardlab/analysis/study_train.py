@@ -112,12 +112,14 @@ def head_rewards(head: RewardHead, features: np.ndarray) -> np.ndarray:
 
 
 def train_full(backbone: str, records: list, loss: str, hp: dict, output, *, epochs: float, lr: float, batch_size: int,
-               max_length: int, seed: int, lora_r: int = 0, lora_alpha: float = 16.0, log=lambda *a, **k: None):
+               max_length: int, seed: int, lora_r: int = 0, lora_alpha: float = 16.0, allow_pickle: bool = False,
+               log=lambda *a, **k: None):
     """``rewardlab.train.loop.train`` on ``records`` (LoRA adapters of rank ``lora_r`` when > 0, merged at the end);
     returns (RewardModel, tokenizer) loaded from ``output``."""
     cfg = TrainConfig(data="study", model=backbone, output=str(output), loss=loss, loss_args=dict(hp), epochs=epochs, lr=lr,
                       batch_size=batch_size, max_length=max_length, seed=seed, eval_split=0.0, progress=False,
-                      lora_r=lora_r, lora_alpha=lora_alpha, overwrite=True)  # the study owns its run folders
+                      lora_r=lora_r, lora_alpha=lora_alpha, overwrite=True,  # the study owns its run folders
+                      allow_pickle=allow_pickle)
     train(cfg, records=records, eval_records=[], log=log)
     model, tokenizer, _ = load_reward_model(str(output))
     return model, tokenizer

@@ -77,11 +77,13 @@ class ImplicitRewardModel(nn.Module):
         return RewardOutput(logp / n.clamp(min=1))
 
 
-def _load_lm(path: str, dtype, trust_remote_code: bool):
+def _load_lm(path: str, dtype, trust_remote_code: bool, allow_pickle: bool = False):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    from rewardlab.models.loading import load_pretrained
+
+    tokenizer = load_pretrained(AutoTokenizer, path, trust_remote_code=trust_remote_code, weights=False)
+    model = load_pretrained(AutoModelForCausalLM, path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, dtype=dtype)
     if tokenizer.pad_token is None:  # padding is masked out; any id will do
         if tokenizer.eos_token is None:
             raise ValueError(f"{path}: the tokenizer has neither a pad nor an EOS token to pad with")
@@ -91,8 +93,9 @@ def _load_lm(path: str, dtype, trust_remote_code: bool):
 
 
 def load_implicit_reward_model(path: str, kind: str = "dpo", ref_path: str | None = None, beta: float = 0.1, *,
-                               dtype: torch.dtype | None = None, trust_remote_code: bool = False):
-    """(ImplicitRewardModel, tokenizer, meta) from a causal-LM folder or hub id (and a reference for "dpo").
+                               dtype: torch.dtype | None = None, trust_remote_code: bool = False, allow_pickle: bool = False):
+    """(ImplicitRewardModel, tokenizer, meta) from a causal-LM folder or hub id (and a reference for "dpo"); safetensors
+    weights only unless ``allow_pickle`` (:mod:`rewardlab.models.loading`).
 
     The reference must share the policy's tokenizer (same vocabulary): the log-ratio compares the
     two models' probabilities of the same token ids.
@@ -103,10 +106,10 @@ def load_implicit_reward_model(path: str, kind: str = "dpo", ref_path: str | Non
         raise ValueError("the DPO implicit reward needs a reference model (--ref-model)")
     if kind != "dpo" and ref_path:
         raise ValueError(f"implicit reward {kind!r} uses no reference model; drop --ref-model or use 'dpo'")
-    policy, tokenizer = _load_lm(path, dtype, trust_remote_code)
+    policy, tokenizer = _load_lm(path, dtype, trust_remote_code, allow_pickle)
     reference = None
     if kind == "dpo":
-        reference, ref_tok = _load_lm(ref_path, dtype, trust_remote_code)
+        reference, ref_tok = _load_lm(ref_path, dtype, trust_remote_code, allow_pickle)
         if ref_tok.get_vocab() != tokenizer.get_vocab():
             raise ValueError(f"reference {ref_path} has a different vocabulary from {path}; the DPO reward compares "
                              f"log-probabilities of the same tokens, so both need the same tokenizer")

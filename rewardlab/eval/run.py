@@ -10,6 +10,7 @@ Flow (each step is a function of this package, traceable from a flag):
     form → analyze.pair_analysis / ranking_analysis / rating_analysis / label_analysis (+ RewardBench scores)
     several models → analyze.paired_differences
     --output F.json → the result as JSON;  --output DIR → results.json, examples.jsonl, report.html + PNGs
+    --overwrite → checkpoint.refuse_existing_output (an --output holding results is refused first, unless given)
 
 The returned dict holds the first model's metrics at the top level (``accuracy`` first), then
 ``model``, ``form``, ``layout``, ``data`` (the load report), ``max_length``, ``dtype``, ``device``,
@@ -31,7 +32,7 @@ from rewardlab.eval import metrics as M
 from rewardlab.models.scoring import score_dataset
 from rewardlab.eval.layouts import EvalData, load_eval_data
 from rewardlab.models.reward_model import check_reward_stats, normalize_rewards
-from rewardlab.checkpoint import versions, write_json_atomic
+from rewardlab.checkpoint import refuse_existing_output, versions, write_json_atomic
 from rewardlab.runtime import resolve_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -49,7 +50,7 @@ def load_scorer(path: str, cfg: EvalConfig):
         from rewardlab.eval.implicit import load_implicit_reward_model
 
         model, tokenizer, meta = load_implicit_reward_model(path, cfg.implicit, cfg.ref_model, cfg.beta, dtype=dtype,
-                                                            trust_remote_code=cfg.trust_remote_code)
+                                                            trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
     else:
         from rewardlab.models.reward_model import load_reward_model
 
@@ -291,6 +292,9 @@ def run_eval(cfg: EvalConfig) -> dict:
     paths = ([cfg.model] if cfg.model else []) + list(cfg.compare)
     if not paths or not cfg.data:
         raise ValueError("eval needs --data and --model (or --compare A,B)")
+    if cfg.output:  # refused before any work: earlier results are not replaced unasked
+        as_file = Path(cfg.output).suffix.lower() == ".json"
+        refuse_existing_output(cfg.output, ("",) if as_file else ("results.json", "examples.jsonl"), overwrite=cfg.overwrite)
     data = load_eval_data(cfg.data, form=cfg.form, layout=cfg.layout, columns=cfg.columns, on_bad_record=cfg.on_bad_record,
                           limit=cfg.limit, subset_column=cfg.subset_column, annotator_column=cfg.annotator_column)
     if not data.records:

@@ -1,7 +1,7 @@
 """Per-token attributions of a reward with Captum, and the reward read at every prefix of a response.
 
 Baseline: the sequence with every response token replaced by one neutral token (``baseline_token``: pad, as
-Captum's text tutorials use, unless pad is EOS; then unk), the
+Captum's text tutorials use, unless it is EOS or its embedding is zero; then unk), the
 prompt and any appended EOS unchanged, so attributions fall on the response and their sum is compared
 with reward(input) − reward(baseline) (``completeness``: sum − that difference; 0 for exact methods).
 
@@ -47,17 +47,25 @@ class Attribution:
     n_steps: int = 0
 
 
-def baseline_token(tokenizer) -> int:
-    """A token id to replace response tokens with: pad (Captum's usual text reference) unless it is EOS, else unk,
-    else mask, else the id of " "."""
-    avoid = {tokenizer.eos_token_id} - {None}
+def baseline_token(tokenizer, embeddings: torch.nn.Embedding | None = None) -> int:
+    """A token id to replace response tokens with: pad (Captum's usual text reference), else unk, else mask, else
+    the id of " " — skipping EOS and, given the model's ``embeddings``, any token whose embedding is zero. A zero
+    embedding (Llama's pad row) is a degenerate baseline under RMSNorm: the norm turns α·e into e for every
+    α > 0, so the reward jumps at α = 0 and integrated gradients never converge (measured: a 3.4 gap on a
+    4.9 reward difference at 800 steps, against 0.00 with unk)."""
+    def usable(tid) -> bool:
+        if tid is None or tid == tokenizer.eos_token_id:
+            return False
+        return embeddings is None or float(embeddings.weight[tid].abs().max()) > 1e-6
+
     for tid in (tokenizer.pad_token_id, tokenizer.unk_token_id, getattr(tokenizer, "mask_token_id", None)):
-        if tid is not None and tid not in avoid:
+        if usable(tid):
             return int(tid)
     ids = tokenizer(" ", add_special_tokens=False)["input_ids"]
-    if ids and ids[-1] not in avoid:
+    if ids and usable(ids[-1]):
         return int(ids[-1])
-    raise ValueError("no neutral baseline token found (no pad/unk/mask token other than EOS, and ' ' encodes to EOS)")
+    raise ValueError("no neutral baseline token found (no pad/unk/mask token other than EOS with a non-zero embedding, "
+                     "and ' ' encodes to none)")
 
 
 @contextmanager

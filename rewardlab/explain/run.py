@@ -80,7 +80,7 @@ def explain_records(rm, tokenizer, form: str, records: list, cfg: ExplainConfig,
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.seed)  # Shapley value sampling draws permutations from torch's generator
-    baseline_id = baseline_token(tokenizer)
+    baseline_id = baseline_token(tokenizer, rm.model.get_input_embeddings())
     out = []
     for i, rec in enumerate(tqdm(records, desc=f"explain ({cfg.method})", unit="record", disable=not cfg.progress)):
         prompt = rec.prompt if form == "pairs" else rec["prompt"]

@@ -24,6 +24,7 @@ from rewardlab.checkpoint import read_metadata
 from rewardlab.data.sequence import describe, resolve_append_eos
 from rewardlab.models import pooled as pooled_mod
 from rewardlab.models.gguf import model_kwargs
+from rewardlab.models.loading import load_pretrained
 from rewardlab.types import RewardOutput
 
 POOLINGS = ("last_token", "model")
@@ -166,19 +167,20 @@ def load_backbone(
     dtype: torch.dtype | None = None,
     tokenizer_name: str | None = None,
     gguf_file: str | None = None,
+    allow_pickle: bool = False,
 ):
     """Load (model, tokenizer) from a local folder or a hub id, as a 1-label sequence classifier.
 
     A causal LM checkpoint gets a fresh, randomly initialised score head (transformers warns about it).
     A tokenizer without a pad token gets one: its EOS token, or a new ``<pad>`` token if it has no EOS
     (then the embeddings are resized). ``gguf_file``: load from that GGUF file inside ``name_or_path``, dequantised
-    (see :mod:`rewardlab.models.gguf`).
+    (see :mod:`rewardlab.models.gguf`). Safetensors weights only unless ``allow_pickle``, and the model's own code
+    only with ``trust_remote_code`` (:mod:`rewardlab.models.loading`).
     """
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or name_or_path, trust_remote_code=trust_remote_code,
-                                              gguf_file=None if tokenizer_name else gguf_file)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        name_or_path, num_labels=1, trust_remote_code=trust_remote_code, dtype=dtype, **model_kwargs(gguf_file)
-    )
+    tokenizer = load_pretrained(AutoTokenizer, tokenizer_name or name_or_path, trust_remote_code=trust_remote_code, weights=False,
+                                gguf_file=None if tokenizer_name else gguf_file)
+    model = load_pretrained(AutoModelForSequenceClassification, name_or_path, trust_remote_code=trust_remote_code,
+                            allow_pickle=allow_pickle, num_labels=1, dtype=dtype, **model_kwargs(gguf_file))
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -218,14 +220,14 @@ def normalize_rewards(rewards, stats: dict | None, where: str = "the model"):
 
 
 def load_reward_model(name_or_path: str, *, trust_remote_code: bool = False, dtype: torch.dtype | None = None,
-                      append_eos: bool | None = None):
+                      append_eos: bool | None = None, allow_pickle: bool = False):
     """Load a saved reward model (rewardlab's, TRL's, OpenRLHF's or any 1-label HF classifier): (RewardModel, tokenizer, meta).
 
     The sequence convention is resolved here (:func:`rewardlab.data.sequence.resolve_append_eos`: the
     ``append_eos`` argument, else what ``rewardlab.json`` recorded, else the ecosystem's default) and set on the
     model; ``meta["sequence"]`` says what was chosen and why, ``meta["reward_stats"]`` the saved reward mean/std.
     """
-    model, tokenizer = load_backbone(name_or_path, trust_remote_code=trust_remote_code, dtype=dtype)
+    model, tokenizer = load_backbone(name_or_path, trust_remote_code=trust_remote_code, dtype=dtype, allow_pickle=allow_pickle)
     meta = read_metadata(name_or_path)
     model.eval()
     rm = RewardModel(model, pooling=meta.get("pooling"))

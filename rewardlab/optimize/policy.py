@@ -28,6 +28,7 @@ import torch
 
 from rewardlab.config import PolicyConfig
 from rewardlab.optimize.sampling import pad_id
+from rewardlab.runtime import hf_progress_bars
 
 POLICY_METADATA = "rewardlab_policy.json"
 
@@ -106,6 +107,8 @@ def build_policy(tokenizer, size: str = "micro", seed: int = 0, max_positions: i
 
 def train_policy(cfg: PolicyConfig, log=print) -> dict:
     """Train the tiny policy of ``cfg`` and save it to ``cfg.output``; returns its metadata."""
+    from tqdm.auto import tqdm
+
     from rewardlab.models.tiny import train_tokenizer
 
     t0 = time.time()
@@ -123,6 +126,7 @@ def train_policy(cfg: PolicyConfig, log=print) -> dict:
     rng = np.random.default_rng(cfg.seed)
     lengths = np.array([len(r.split()) for r in responses])  # (N,) words, a proxy for tokens
     step, losses = 0, []
+    bar = tqdm(total=n_steps, desc="policy sft", dynamic_ncols=True, disable=not cfg.progress)
     for epoch in range(cfg.epochs):
         for idx in length_grouped(lengths, cfg.batch_size, rng):
             batch = encode_examples(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
@@ -134,12 +138,15 @@ def train_policy(cfg: PolicyConfig, log=print) -> dict:
             scheduler.step()
             losses.append(float(loss.detach()))
             step += 1
+            bar.update(1)
             if step % 50 == 0 or step == n_steps:
                 log(f"policy sft step {step}/{n_steps} loss {np.mean(losses[-50:]):.3f}")
+    bar.close()
     model.eval()
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    with hf_progress_bars(cfg.progress):
+        model.save_pretrained(out, safe_serialization=True)
     tokenizer.padding_side = "left"
     tokenizer.save_pretrained(out)
     meta = {"kind": "rewardlab tiny policy", "config": asdict(cfg), "steps": step, "final_loss": float(np.mean(losses[-20:])),
@@ -150,24 +157,27 @@ def train_policy(cfg: PolicyConfig, log=print) -> dict:
 
 
 def load_policy(path: str, dtype: torch.dtype | None = None, device: str | None = None, trust_remote_code: bool = False,
-                gguf_file: str | None = None):
+                gguf_file: str | None = None, allow_pickle: bool = False):
     """(causal LM, tokenizer) from a folder or hub id; the tokenizer pads on the left, with EOS as pad if it has none.
 
     GGUF: ``gguf_file`` names the file inside ``path``; ``FOLDER/NAME.gguf`` and packaged names such as
     ``smollm2`` work too (:func:`rewardlab.models.gguf.resolve_gguf`). The weights are dequantised to dense tensors.
+    Safetensors weights only unless ``allow_pickle`` (:mod:`rewardlab.models.loading`).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rewardlab.models.gguf import model_kwargs, resolve_gguf
+    from rewardlab.models.loading import load_pretrained
 
     path, gguf_file = resolve_gguf(path, gguf_file)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, gguf_file=gguf_file)
+    tokenizer = load_pretrained(AutoTokenizer, path, trust_remote_code=trust_remote_code, weights=False, gguf_file=gguf_file)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"{path}: the tokenizer has neither a pad nor an EOS token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **model_kwargs(gguf_file))
+    model = load_pretrained(AutoModelForCausalLM, path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, dtype=dtype,
+                            **model_kwargs(gguf_file))
     if device is not None:
         model.to(device)
     return model, tokenizer

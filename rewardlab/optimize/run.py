@@ -41,11 +41,14 @@ import torch
 from rewardlab import checkpoint as ckpt
 from rewardlab.eval.metrics import best_of_n_expectation
 from rewardlab.optimize import algorithms as A
-from rewardlab.config import CONFIG_FILE, OptimizeConfig, save_config
+from rewardlab.config import CONFIG_FILE, OptimizeConfig, save_config, to_dict, tracker_config, tracker_scalars
+from rewardlab.data.formats import SUFFIXES, DataError, file_rows, jsonl_rows
+from rewardlab.data.records import check_messages, describe
 from rewardlab.optimize.policy import gold_task, load_policy, sft_loss
 from rewardlab.optimize.sampling import PolicyWithValue, Rollout, forward_tokens, sample
 from rewardlab.rewards import DiscriminatorReward, RunningNorm, build_reward
 from rewardlab.rewards.simple import GoldReward
+from rewardlab.runtime import hf_progress_bars
 
 LOG, SUMMARY, CONFIG = "log.jsonl", "summary.json", CONFIG_FILE
 EVAL_CHUNK = 64
@@ -54,21 +57,75 @@ EVAL_CHUNK = 64
 # ---------------------------------------------------------------------------- prompts
 
 
+def reference_columns(specs) -> dict[str, str]:
+    """{column: the reward spec that reads it}: the columns of reference texts the rewards read from each prompt row
+    (bleu, chrf, rouge, ngram, and adversarial unless steps=0; ``column=NAME`` in the spec, default ``reference``)."""
+    from rewardlab.rewards.catalogue import parse_spec
+
+    out = {}
+    for spec in specs:
+        kind, _, options = parse_spec(spec)
+        if kind in ("bleu", "chrf", "rouge", "ngram") or (kind == "adversarial" and options.get("steps", 1) != 0):
+            out.setdefault(str(options.get("column", "reference")), spec)
+    return out
+
+
+def prompt_row(row, where: str, field: str, chat: bool, references: dict[str, str]) -> dict:
+    """One --prompts row as {"prompt": ..., **its other fields}, or a DataError naming ``where`` and the field: the prompt
+    must be a non-blank string (or, with ``chat``, chat messages) and each reference column a non-blank string or a
+    non-empty list of them."""
+    if not isinstance(row, dict):
+        raise DataError(where, None, f"expected an object with a {field!r} field, got {describe(row)}")
+    prompt = row.get(field)
+    if prompt is None:
+        have = ", ".join(sorted(k for k, v in row.items() if v is not None)) or "none"
+        raise DataError(where, field, f"missing; expected the prompt (fields present: {have}; name another with --prompt-field)")
+    if isinstance(prompt, (list, tuple)) and chat:
+        check_messages(list(prompt), where, field)
+    elif not isinstance(prompt, str) or not prompt.strip():
+        expected = "a string or a list of chat messages" if chat else "a non-empty string (chat messages need --chat)"
+        raise DataError(where, field, f"expected {expected}, got {describe(prompt)}")
+    for column, spec in references.items():
+        ref = row.get(column)
+        texts = [ref] if isinstance(ref, str) else list(ref) if isinstance(ref, (list, tuple)) else []
+        bad = [t for t in texts if not (isinstance(t, str) and t.strip())]
+        if not texts or bad:
+            if column not in row:
+                got = "nothing (no such field)"
+            elif isinstance(ref, (list, tuple)) and bad:
+                got = f"a list holding {describe(bad[0])}"
+            else:
+                got = describe(ref)
+            raise DataError(where, column, f"expected the reference text of --reward {spec}: a non-empty string or a list of "
+                                           f"them, got {got}")
+    return {"prompt": prompt, **{k: v for k, v in row.items() if k not in (field, "prompt")}}
+
+
 def load_prompt_rows(cfg: OptimizeConfig, task) -> tuple[list[dict], list[dict], bool]:
-    """(train rows, eval rows, from_task). A row is {"prompt": str, **reward columns}."""
+    """(train rows, eval rows, from_task). A row is {"prompt": str (chat messages with --chat), **reward columns}.
+
+    ``--prompts`` is read as ``train --data`` reads a file (JSONL, or JSON / CSV / Parquet by its suffix; any other name
+    as JSONL); every row is checked by :func:`prompt_row`, so a bad one stops the run here, naming file, line and field,
+    before any model is loaded."""
+    references = reference_columns(cfg.reward)
     if cfg.prompts is None:
+        if references:
+            column, spec = next(iter(references.items()))
+            raise ValueError(f"--reward {spec} reads a {column!r} column of reference texts, which the built-in task's prompts "
+                             f"do not have: give --prompts FILE whose rows hold {column!r}")
         train = [{"prompt": p} for p in task.prompts(cfg.n_prompts, seed=cfg.task_seed)]
         held = [{"prompt": p} for p in task.prompts(cfg.eval_prompts, seed=cfg.task_seed + 10_000)]
         return train, held, True
+    path = Path(cfg.prompts)
+    if path.is_dir():
+        raise DataError(str(path), None, "a folder; expected a JSONL file of prompts")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (--prompts)")
     rows = []
-    for i, line in enumerate(Path(cfg.prompts).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if cfg.prompt_field not in row:
-            raise ValueError(f"{cfg.prompts}:{i}: no field {cfg.prompt_field!r}; fields: {', '.join(row)}")
-        row["prompt"] = row.pop(cfg.prompt_field)
-        rows.append(row)
+    for where, row in file_rows(path) if path.name.lower().endswith(SUFFIXES) else jsonl_rows(path):
+        if isinstance(row, DataError):
+            raise row
+        rows.append(prompt_row(row, where, cfg.prompt_field, cfg.chat, references))
     if len(rows) <= cfg.eval_prompts:
         raise ValueError(f"{cfg.prompts} has {len(rows)} prompts; need more than --eval-prompts={cfg.eval_prompts} "
                          "(the last eval_prompts rows are held out)")
@@ -120,7 +177,8 @@ class Session:
             raise ValueError("give --policy (a causal LM folder or hub id; `rewardlab optimize policy` trains a tiny one)")
         self.cfg, self.print = cfg, log
         reset_accelerator_state()  # an earlier train/optimize in this process may have fixed other settings
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision)
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, project_dir=cfg.output,
+                               log_with=None if cfg.report_to == "none" else cfg.report_to)
         self.out = Path(cfg.output)
         self.task = gold_task(cfg.task_seed)
         self.train_rows, self.eval_rows, from_task = load_prompt_rows(cfg, self.task)
@@ -128,16 +186,17 @@ class Session:
         self.gold = GoldReward(self.task) if use_gold else None
         device = str(self.acc.device)
         self.reward = build_reward(cfg.reward, cfg.reward_weight or None, cfg.normalize_reward, cfg.clip_reward,
-                                   task=self.task, device=device)
-        lm, self.tok = load_policy(cfg.policy, gguf_file=cfg.gguf_file)
+                                   task=self.task, device=device, allow_pickle=cfg.allow_pickle)
+        lm, self.tok = load_policy(cfg.policy, gguf_file=cfg.gguf_file, allow_pickle=cfg.allow_pickle)
         # the reference: a copy of the initial policy (one load, not two: GGUF and hub loads are slow), or its own model
-        self.ref = copy.deepcopy(lm) if cfg.reference in (None, cfg.policy) else load_policy(cfg.reference)[0]
+        self.ref = (copy.deepcopy(lm) if cfg.reference in (None, cfg.policy)
+                    else load_policy(cfg.reference, allow_pickle=cfg.allow_pickle)[0])
         self.ref.requires_grad_(False)
         self.ref.eval().to(self.acc.device)
         self.module = PolicyWithValue(lm, value_head=value_head).to(self.acc.device)
         self.module.train()
         self.optimizer = None
-        self.bar = None  # the steps' progress bar, made by the training loops (best-of-N has none)
+        self.bar = None  # the steps' progress bar, made by the training loops (best-of-N makes its own over prompts)
         self.step = 0
         self.started = time.time()
 
@@ -224,7 +283,23 @@ class Session:
         out["gold_std"] = None if merged["gold"] is None else float(merged["gold"].std())
         return self.reduce(out)
 
+    def start_tracking(self) -> None:
+        """The experiment tracker of ``--report-to`` (tensorboard: OUTPUT/rewardlab/; wandb: project rewardlab, the run
+        named after OUTPUT). A resumed run's TensorBoard events after the checkpoint's step are dropped (``purge_step``),
+        as its log.jsonl lines are."""
+        if self.cfg.report_to == "none":
+            return
+        tensorboard = {"purge_step": self.step + 1} if self.step else {}
+        self.acc.init_trackers("rewardlab", config=tracker_config(to_dict(self.cfg)),
+                               init_kwargs={"wandb": {"name": self.out.name}, "tensorboard": tensorboard})
+
+    def stop_tracking(self) -> None:
+        """Close the tracker (its files complete); not ``end_training``, which would also end the process group."""
+        for tracker in self.acc.trackers:
+            tracker.finish()
+
     def log(self, record: dict) -> None:
+        """One line of log.jsonl (and of the console); its numbers also go to the tracker as SPLIT/NAME at the step."""
         record = {"step": self.step, **record, "seconds": round(time.time() - self.started, 2)}
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -232,6 +307,9 @@ class Session:
                 f.write(json.dumps(record) + "\n")
             shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if v is not None}
             self.print(json.dumps(shown))
+        if self.cfg.report_to != "none":
+            values = {k: v for k, v in record.items() if k not in ("step", "split")}
+            self.acc.log(tracker_scalars(values, f"{record.get('split', 'train')}/"), step=record["step"])
 
     def eval_and_log(self) -> dict:
         stats = self.evaluate()
@@ -259,11 +337,13 @@ class Session:
         return extra state."""
         from transformers import AutoModelForCausalLM
 
+        from rewardlab.models.loading import load_pretrained
+
         folder = ckpt.latest_good_checkpoint(self.out, self.print)
         if folder is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
         state = torch.load(folder / ckpt.STATE, map_location="cpu", weights_only=False)
-        self.lm.load_state_dict(AutoModelForCausalLM.from_pretrained(folder).state_dict())
+        self.lm.load_state_dict(load_pretrained(AutoModelForCausalLM, folder).state_dict())  # this run's own safetensors
         inner = self.acc.unwrap_model(self.module)
         if inner.value_head is not None:
             inner.value_head.load_state_dict(state["value_head"])
@@ -298,6 +378,7 @@ class Session:
                    "proxy_gain": None if initial is None else final["proxy"] - initial["proxy"],
                    "seconds": round(time.time() - self.started, 2), **(extra or {})}
         write_summary(self.out, summary, self.acc.is_main_process)
+        self.stop_tracking()
         return summary
 
 
@@ -342,6 +423,7 @@ def _start(cfg: OptimizeConfig, log, value_head: bool = False) -> tuple[Session,
         (s.out / LOG).unlink()
     if s.acc.is_main_process:
         save_config(cfg, s.out / CONFIG)
+    s.start_tracking()
     from tqdm.auto import tqdm
 
     s.bar = tqdm(total=cfg.steps, initial=s.step, desc=f"optimize {cfg.method}", dynamic_ncols=True,
@@ -390,6 +472,7 @@ def run_bon(cfg: OptimizeConfig, log=print) -> dict:
         if (s.out / LOG).exists():
             (s.out / LOG).unlink()
         save_config(cfg, s.out / CONFIG)
+    s.start_tracking()
     ns = sorted(set(int(n) for n in cfg.n))
     m = ns[-1]
     rows = s.eval_rows[s.acc.process_index:: s.acc.num_processes]
@@ -397,6 +480,10 @@ def run_bon(cfg: OptimizeConfig, log=print) -> dict:
     gold = np.zeros((len(rows), m)) if s.gold is not None else None
     completions: list[list[str]] = [[] for _ in rows]
     per_chunk = max(1, EVAL_CHUNK * 4 // m)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(rows), desc=f"optimize bon (N = {m})", unit="prompt", dynamic_ncols=True,
+               disable=not (cfg.progress and s.acc.is_main_process))
     for c, start in enumerate(range(0, len(rows), per_chunk)):
         chunk = rows[start: start + per_chunk]
         rep = [r for r in chunk for _ in range(m)]  # prompt-major
@@ -407,6 +494,8 @@ def run_bon(cfg: OptimizeConfig, log=print) -> dict:
             gold[start: start + len(chunk)] = g.reshape(len(chunk), m)
         for i in range(len(chunk)):
             completions[start + i] = ro.completions[i * m: (i + 1) * m]
+        bar.update(len(chunk))
+    bar.close()
     curve = []
     for n in ns:
         point = {"n": n, "kl": A.bon_kl(n), "d": math.sqrt(A.bon_kl(n)),
@@ -427,6 +516,7 @@ def run_bon(cfg: OptimizeConfig, log=print) -> dict:
                "final": curve[-1], "gold_gain": None if gold is None or ns[0] != 1 else curve[-1]["gold"] - curve[0]["gold"],
                "proxy_gain": curve[-1]["proxy"] - curve[0]["proxy"], "seconds": round(time.time() - s.started, 2)}
     write_summary(s.out, summary, s.acc.is_main_process)
+    s.stop_tracking()
     return summary
 
 
@@ -593,12 +683,11 @@ def optimize(cfg: OptimizeConfig, log=print) -> dict:
     """Run ``cfg.method`` and return its summary (also written to output/summary.json)."""
     if cfg.method not in RUNNERS:
         raise ValueError(f"unknown method {cfg.method!r}; known: {', '.join(RUNNERS)}")
-    held = [name for name in (LOG, SUMMARY) if (Path(cfg.output) / name).exists()]
-    if held and not (cfg.resume or cfg.overwrite):
-        raise ValueError(f"{cfg.output} already holds a run ({', '.join(held)}); pass --resume to continue it, --overwrite to "
-                         f"replace it, or another --output")
+    ckpt.refuse_existing_output(cfg.output, (LOG, SUMMARY), overwrite=cfg.overwrite,
+                                resume=None if cfg.method == "bon" else cfg.resume)  # best-of-N has no --resume
     torch.manual_seed(cfg.seed)
-    return RUNNERS[cfg.method](cfg, log)
+    with hf_progress_bars(cfg.progress):  # --no-progress: no bars of transformers' loading and saving either
+        return RUNNERS[cfg.method](cfg, log)
 
 
 __all__ = ["optimize", "RUNNERS", "Session"]

@@ -129,13 +129,14 @@ class DiscriminatorReward:
         self.truncation: dict = {}
 
     @classmethod
-    def load(cls, path: str, *, device: str | None = None, max_length: int | None = None, **kwargs) -> "DiscriminatorReward":
+    def load(cls, path: str, *, device: str | None = None, max_length: int | None = None, allow_pickle: bool = False,
+             **kwargs) -> "DiscriminatorReward":
         """From a reward-model folder (rewardlab checkpoint or 1-label HF classifier; a causal LM gets a fresh
         head); a folder written by :meth:`save` also restores the optimiser, replay buffer and update count."""
         from rewardlab.models.reward_model import load_reward_model
         from rewardlab.checkpoint import STATE
 
-        model, tokenizer, meta = load_reward_model(str(path))
+        model, tokenizer, meta = load_reward_model(str(path), allow_pickle=bool(allow_pickle))
         if device is not None:
             model.to(device)
         kwargs.setdefault("name", f"adversarial:{path}")

@@ -3,7 +3,8 @@
 Spec grammar: ``KIND[:ARG][;KEY=VALUE]...`` (values parsed as YAML scalars). Kinds:
 
     gold                        the built-in task's gold reward
-    rm:PATH                     a learned RM (rewardlab checkpoint or HF 1-label classifier); keys: batch_size, max_length, device
+    rm:PATH                     a learned RM (rewardlab checkpoint or HF 1-label classifier); keys: batch_size, max_length, device,
+                                allow_pickle (load pytorch_model.bin weights: only files you trust; also for ensemble, lm, adversarial)
     ensemble:PATH1,PATH2,...    ensemble of RMs; keys: agg (mean | min | mean_std | uwo), lam (λ, 0.5), batch_size, max_length, device
     fn:MODULE:FUNCTION          a user function (also FILE.py:FUNCTION)
     bleu | chrf | rouge[:TYPE] | ngram[:N]   metric rewards against the ``reference`` column; key: column
@@ -56,12 +57,12 @@ def _keys(kind: str, kwargs: dict, allowed: Sequence[str]) -> dict:
 
 
 def _rm(arg, kw, task):
-    kw = _keys("rm", kw, ("batch_size", "max_length", "device", "name"))
+    kw = _keys("rm", kw, ("batch_size", "max_length", "device", "name", "allow_pickle"))
     return RMReward.load(_need("rm", arg, "path"), **kw)
 
 
 def _ensemble(arg, kw, task):
-    kw = _keys("ensemble", kw, ("agg", "lam", "batch_size", "max_length", "device"))
+    kw = _keys("ensemble", kw, ("agg", "lam", "batch_size", "max_length", "device", "allow_pickle"))
     how, lam = kw.pop("agg", "mean"), kw.pop("lam", 0.5)
     paths = [p for p in _need("ensemble", arg, "paths").split(",") if p]
     return EnsembleReward([RMReward.load(p, **kw) for p in paths], how=how, lam=lam)
@@ -70,14 +71,15 @@ def _ensemble(arg, kw, task):
 def _lm(arg, kw, task):
     from rewardlab.rewards.lm import LMLikelihoodReward
 
-    kw = _keys("lm", kw, ("batch_size", "device", "max_length"))
+    kw = _keys("lm", kw, ("batch_size", "device", "max_length", "allow_pickle"))
     return LMLikelihoodReward.load(_need("lm", arg, "path"), **kw)
 
 
 def _adversarial(arg, kw, task):
     from rewardlab.rewards.adversarial import DiscriminatorReward
 
-    kw = _keys("adversarial", kw, ("lr", "steps", "loss", "form", "column", "replay", "batch_size", "max_length", "device"))
+    kw = _keys("adversarial", kw, ("lr", "steps", "loss", "form", "column", "replay", "batch_size", "max_length", "device",
+                                   "allow_pickle"))
     return DiscriminatorReward.load(_need("adversarial", arg, "path"), **kw)
 
 
@@ -115,12 +117,15 @@ KINDS = {
 """Reward kind → builder(arg, options, task)."""
 
 
-def reward_from_spec(spec: str, task=None, device: str | None = None):
+def reward_from_spec(spec: str, task=None, device: str | None = None, allow_pickle: bool = False):
     """One reward from a spec string (see the module docstring); unknown kinds list the known ones.
-    ``device`` is the default device of model-based kinds (rm, ensemble, lm, adversarial)."""
+    ``device`` is the default device of model-based kinds (rm, ensemble, lm, adversarial); ``allow_pickle`` lets them
+    load pickle weights (``--allow-pickle``)."""
     kind, arg, kwargs = parse_spec(spec)
     if kind in ("rm", "ensemble", "lm", "adversarial") and device is not None:
         kwargs.setdefault("device", device)
+    if kind in ("rm", "ensemble", "lm", "adversarial") and allow_pickle:
+        kwargs.setdefault("allow_pickle", True)
     if kind not in KINDS:
         raise ValueError(f"unknown reward kind {kind!r} in {spec!r}; known: {', '.join(KINDS)}")
     reward = KINDS[kind](arg, kwargs, task)
@@ -130,11 +135,11 @@ def reward_from_spec(spec: str, task=None, device: str | None = None):
 
 
 def build_reward(specs: Sequence[str], weights: Sequence[float] | None = None, normalize: bool = False,
-                 clip: float | None = None, task=None, device: str | None = None):
+                 clip: float | None = None, task=None, device: str | None = None, allow_pickle: bool = False):
     """Specs → one reward: a single reward, or the weighted sum of several; then normalised and clipped to [−clip, clip]."""
     if not specs:
         raise ValueError(f"give at least one reward spec; known kinds: {', '.join(KINDS)}")
-    parts = [reward_from_spec(s, task, device) for s in specs]
+    parts = [reward_from_spec(s, task, device, allow_pickle) for s in specs]
     if len(parts) == 1 and (weights is None or list(weights) in ([], [1.0], [1])):
         reward = parts[0]
     else:

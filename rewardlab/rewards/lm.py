@@ -26,13 +26,17 @@ class LMLikelihoodReward:
         self.batch_size, self.max_length, self.name = batch_size, max_length, name
 
     @classmethod
-    def load(cls, path: str, batch_size: int = 16, device: str | None = None, max_length: int = 1024):
+    def load(cls, path: str, batch_size: int = 16, device: str | None = None, max_length: int = 1024, allow_pickle: bool = False):
+        """The scorer LM at ``path``: safetensors weights only unless ``allow_pickle``, never its own code
+        (:mod:`rewardlab.models.loading`)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(path)
+        from rewardlab.models.loading import load_pretrained
+
+        model = load_pretrained(AutoModelForCausalLM, path, allow_pickle=bool(allow_pickle))
         if device is not None:
             model.to(device)
-        return cls(model, AutoTokenizer.from_pretrained(path), batch_size, max_length, name=f"lm:{path}")
+        return cls(model, load_pretrained(AutoTokenizer, path, weights=False), batch_size, max_length, name=f"lm:{path}")
 
     def _encode(self, prompt: str, completion: str) -> tuple[list[int], list[int]]:
         p = self.tokenizer(prompt)["input_ids"]

@@ -63,10 +63,10 @@ class RMReward:
 
     @classmethod
     def load(cls, path: str, *, batch_size: int = 32, max_length: int | None = None, device: str | None = None,
-             name: str | None = None, trust_remote_code: bool = False) -> "RMReward":
+             name: str | None = None, trust_remote_code: bool = False, allow_pickle: bool = False) -> "RMReward":
         from rewardlab.models.reward_model import load_reward_model
 
-        model, tokenizer, meta = load_reward_model(path, trust_remote_code=trust_remote_code)
+        model, tokenizer, meta = load_reward_model(path, trust_remote_code=trust_remote_code, allow_pickle=bool(allow_pickle))
         if device is not None:
             model.to(device)
         return cls(model, tokenizer, batch_size=batch_size, max_length=max_length or meta.get("max_length", 512),

@@ -57,7 +57,8 @@ class Scorer:
 
     @classmethod
     def load(cls, cfg: ServeConfig) -> "Scorer":
-        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos)
+        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos,
+                                                   allow_pickle=cfg.allow_pickle)
         if cfg.normalize:
             check_reward_stats(meta["reward_stats"], cfg.model)  # a model without statistics is refused before serving
         return cls(model.to(resolve_device(cfg.device)).eval(), tokenizer, meta, cfg)
@@ -211,13 +212,19 @@ def build_app(scorer: Scorer, cfg: ServeConfig, log=lambda message: None, replic
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise HTTPError(422, f"body: not valid JSON ({e})") from None
+        except RecursionError:
+            raise HTTPError(422, "body: JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise HTTPError(422, f"body: expected a JSON object, got {type(data).__name__}")
         return data
 
     async def score(seqs_fn, endpoint: str) -> tuple[np.ndarray, int]:
         """(rewards, tokens scored): encode off the event loop, then wait for the batcher."""
-        seqs = await asyncio.get_running_loop().run_in_executor(None, seqs_fn)
+        try:
+            seqs = await asyncio.get_running_loop().run_in_executor(None, seqs_fn)
+        except ValueError as e:  # what was sent cannot be encoded for this model (chat messages and no chat template, …)
+            field = {"/score": "items", "/get_reward": "query", "/classify": "input"}[endpoint]
+            raise HTTPError(422, f"{field}: cannot be encoded for {scorer.name}: {e}") from None
         future = batcher.submit(seqs)
         try:
             rewards = await asyncio.wait_for(asyncio.wrap_future(future), cfg.request_timeout_s)

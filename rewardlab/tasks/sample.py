@@ -98,23 +98,26 @@ def check_args(n_train: int, n_test: int, forms: Sequence[str], noise: float) ->
 
 
 def write_sample_data(output: str | Path, n_train: int = 1000, n_test: int = 200, forms: Sequence[str] = FORMS,
-                      seed: int = 0, noise: float = 0.0) -> dict[str, int]:
+                      seed: int = 0, noise: float = 0.0, progress: bool = False) -> dict[str, int]:
     """Write ``output/FORM/{train,test}.jsonl`` for each of ``forms`` and ``output/README.md``.
 
     ``n_train`` / ``n_test`` records per file (pairs, rankings, ratings or labels); ``seed`` is the task
-    seed (test split: seed + TEST_SEED_OFFSET); ``noise`` is σ of the module docstring.
-    Returns {path relative to output: records written}.
+    seed (test split: seed + TEST_SEED_OFFSET); ``noise`` is σ of the module docstring; ``progress`` shows a
+    bar over the files. Returns {path relative to output: records written}.
     """
+    from tqdm.auto import tqdm
+
     check_args(n_train, n_test, forms, noise)
     output = Path(output)
     task = GoldTask(seed=seed)
     sizes = {"train": (n_train, seed), "test": (n_test, seed + TEST_SEED_OFFSET)}
     counts: dict[str, int] = {}
-    for form in forms:
-        for split, (n, split_seed) in sizes.items():
-            records = MAKERS[form](task, n, split_seed, noise)
-            to_jsonl(records, output / form / f"{split}.jsonl")
-            counts[f"{form}/{split}.jsonl"] = len(records)
+    files = [(form, split) for form in forms for split in sizes]
+    for form, split in tqdm(files, desc="sample-data", unit="file", disable=not progress, dynamic_ncols=True):
+        n, split_seed = sizes[split]
+        records = MAKERS[form](task, n, split_seed, noise)
+        to_jsonl(records, output / form / f"{split}.jsonl")
+        counts[f"{form}/{split}.jsonl"] = len(records)
     (output / "README.md").write_text(describe(task, counts, noise), encoding="utf-8")
     return counts
 

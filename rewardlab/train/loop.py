@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rewardlab import checkpoint as ckpt
-from rewardlab.config import CONFIG_FILE, TrainConfig, save_config, to_dict
+from rewardlab.config import CONFIG_FILE, TrainConfig, save_config, to_dict, tracker_config, tracker_scalars
 from rewardlab.data.batching import COLLATORS, Encoder, encode_records, length_grouped_batches
 from rewardlab.data.formats import load_records
 from rewardlab.data.sequence import describe as describe_sequence
@@ -34,7 +34,7 @@ from rewardlab.models.gguf import resolve_gguf
 from rewardlab.models.pooled import disable_dropout
 from rewardlab.models.reward_model import RewardModel, load_backbone
 from rewardlab.models.scoring import score_dataset
-from rewardlab.runtime import reset_accelerator_state, resolve_precision
+from rewardlab.runtime import fsdp_on_cpu, is_sharded, reset_accelerator_state, resolve_precision
 from rewardlab.train.steps import LossSetup, StepOutput, choose_step
 from rewardlab.types import PairBatch, RankBatch
 
@@ -62,6 +62,7 @@ def make_accelerator(cfg: TrainConfig, precision: str):
         cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),  # CPU: multi-process DDP over gloo
         mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum,
         log_with=None if cfg.report_to == "none" else cfg.report_to, project_dir=str(cfg.output))
+    fsdp_on_cpu(accelerator)  # an FSDP config on CPUs: FSDP2 over gloo, not the DDP Accelerate would fall back to
     set_seed(cfg.seed)
     return accelerator
 
@@ -82,13 +83,10 @@ def prepare_output(cfg: TrainConfig) -> None:
     import shutil
 
     out = Path(cfg.output)
-    held = [name for name in (ckpt.METADATA, "model.safetensors", "checkpoints") if (out / name).exists()]
-    if not held or cfg.resume:
-        return
-    if not cfg.overwrite:
-        raise ValueError(f"{out} already holds a run ({', '.join(held)}); pass --resume to continue it, --overwrite to "
-                         f"replace it, or another --output")
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    held = ckpt.refuse_existing_output(out, (ckpt.METADATA, "model.safetensors", "checkpoints"), overwrite=cfg.overwrite,
+                                       resume=cfg.resume)
+    if held and not cfg.resume:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
 def load_training_data(cfg: TrainConfig, form: str, records: list | None = None, eval_records: list | None = None):
@@ -124,7 +122,8 @@ def build_model(cfg: TrainConfig, setup: LossSetup, resume_from: Path | None):
     """(RewardModel, peft model or None, tokenizer, sequence convention) — the backbone (or the checkpoint to
     resume), dropout off, LoRA adapters, gradient checkpointing, compile and ODIN's length head as asked."""
     model_source, gguf_file = (str(resume_from), None) if resume_from else resolve_gguf(cfg.model, cfg.gguf_file)
-    model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code, gguf_file=gguf_file)
+    model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code, gguf_file=gguf_file,
+                                     allow_pickle=cfg.allow_pickle)
     if cfg.disable_dropout:
         disable_dropout(model)
     peft_model = None
@@ -201,12 +200,47 @@ def resume_point(cfg: TrainConfig, say=print) -> Path | None:
     return found
 
 
-def resume_state(resume_from: Path | None, optimizer, scheduler, say=print) -> Position:
-    """Optimizer, scheduler and RNG of the checkpoint being resumed (nothing to load for a fresh run)."""
+def model_weights(accelerator, rm) -> dict:
+    """The backbone's whole state dict, to save, by its own names (``rm.model``'s: the ``model.`` prefix dropped; ODIN's
+    length head is not saved). ``accelerator.get_state_dict`` gathers a sharded model — FSDP's full state dict,
+    DeepSpeed ZeRO-3's consolidated 16-bit one — so every process calls this; the main process gets the tensors
+    (under FSDP the others get {}). Unsharded, it is the unwrapped model's own state dict."""
+    state = accelerator.get_state_dict(rm)
+    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+
+
+def optimizer_state(accelerator, rm, optimizer) -> dict:
+    """The optimizer state a checkpoint keeps. Under FSDP each process holds the moments of its own shards: torch's
+    ``get_optimizer_state_dict`` gathers the full state, keyed by parameter name, on the main process (a collective:
+    every process calls this). Otherwise the optimizer's own ``state_dict``, keyed by position."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(rm, optimizer.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_optimizer_state(rm, optimizer, saved: dict) -> None:
+    """Lay a checkpoint's optimizer state over ``optimizer``: a state keyed by parameter name (an FSDP run's, whole)
+    through torch's ``set_optimizer_state_dict``, which cuts it to this process's shards under FSDP and also fits a DDP
+    or one-process run; a state keyed by position through the optimizer's own ``load_state_dict``."""
+    if not any(isinstance(p, str) for group in saved["param_groups"] for p in group["params"]):
+        optimizer.load_state_dict(saved)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(rm, getattr(optimizer, "optimizer", optimizer), saved, options=StateDictOptions(full_state_dict=True))
+
+
+def resume_state(resume_from: Path | None, rm, optimizer, scheduler, say=print) -> Position:
+    """Optimizer, scheduler and RNG of the checkpoint being resumed (nothing to load for a fresh run); every process
+    reads the checkpoint."""
     if resume_from is None:
         return Position()
     state = torch.load(resume_from / ckpt.STATE, weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
+    load_optimizer_state(rm, optimizer, state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     pos = Position(state["update"], state["epoch"], state["batch_in_epoch"])
@@ -295,14 +329,25 @@ def evaluate(rm, tokenizer, eval_records: list, cfg: TrainConfig, setup: LossSet
 
 
 def save_checkpoint(accelerator, rm, tokenizer, meta: dict, optimizer, scheduler, pos: Position, cfg: TrainConfig) -> None:
-    """``output/checkpoints/step-N``: the model folder and trainer_state.pt, written atomically; old ones pruned."""
+    """``output/checkpoints/step-N``: the model folder and trainer_state.pt, written atomically by the main process; old
+    ones pruned. Weights and optimizer state are whole: under FSDP gathered from every process's shards first
+    (``model_weights``, ``optimizer_state``), so every process calls this."""
+    from accelerate.utils import DistributedType
+
     if cfg.lora_r:
         return  # resumable LoRA checkpoints are not written yet (TrainConfig refuses --resume with LoRA)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        import warnings
+
+        warnings.warn("resumable checkpoints are not written under DeepSpeed (its ZeRO optimizer state is partitioned and "
+                      "needs DeepSpeed's own checkpoint format, untested here); the final model is saved whole", stacklevel=2)
+        return
     accelerator.wait_for_everyone()
+    weights, optim = model_weights(accelerator, rm), optimizer_state(accelerator, rm, optimizer)
     if accelerator.is_main_process:
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), **asdict(pos)}
+        state = {"optimizer": optim, "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), **asdict(pos)}
         ckpt.save_model_folder(Path(cfg.output) / "checkpoints" / f"step-{pos.update}", accelerator.unwrap_model(rm).model,
-                               tokenizer, meta, state)
+                               tokenizer, meta, state, weights=weights)
         ckpt.prune_checkpoints(Path(cfg.output), cfg.save_total_limit)
 
 
@@ -320,15 +365,18 @@ def training_reward_stats(model, tokenizer, records: list, max_length: int, trun
 
 def save_final(accelerator, rm, peft_model, tokenizer, records: list, meta: dict, cfg: TrainConfig) -> None:
     """The trained model (LoRA merged) at the top of the output folder, with its reward statistics (rewardlab.json
-    and OpenRLHF's config.json fields)."""
-    if accelerator.is_main_process:
-        meta["reward_stats"] = stats = training_reward_stats(accelerator.unwrap_model(rm), tokenizer, records, cfg.max_length,
-                                                             cfg.truncation_side, cfg.seed)
+    and OpenRLHF's config.json fields). The weights written are ``model_weights``' (gathered under FSDP / DeepSpeed
+    ZeRO-3), so every process calls this; a sharded model's forward for the statistics needs every process too."""
+    if accelerator.is_main_process or is_sharded(accelerator):
+        meta["reward_stats"] = training_reward_stats(accelerator.unwrap_model(rm), tokenizer, records, cfg.max_length,
+                                                     cfg.truncation_side, cfg.seed)
     accelerator.wait_for_everyone()
+    weights = model_weights(accelerator, rm) if peft_model is None else None  # LoRA (never sharded): merged below
     if accelerator.is_main_process:
+        stats = meta["reward_stats"]
         final = peft_model.merge_and_unload() if peft_model is not None else accelerator.unwrap_model(rm).model
         final.config.update({"mean": stats["mean"], "std": stats["std"], "normalize_reward": False})  # OpenRLHF's fields
-        ckpt.save_final(Path(cfg.output), final, tokenizer, meta)
+        ckpt.save_final(Path(cfg.output), final, tokenizer, meta, weights=weights)
 
 
 def run_metadata(cfg: TrainConfig, setup: LossSetup, pooling: str, data: dict, precision: str, chunks: int, groups: int,
@@ -347,8 +395,8 @@ def start_logging(cfg: TrainConfig, accelerator) -> None:
     """The resolved config beside the output (rewardlab_config.yaml); the experiment tracker, if any."""
     if accelerator.is_main_process:
         save_config(cfg, Path(cfg.output) / CONFIG_FILE)
-    if cfg.report_to != "none":
-        accelerator.init_trackers("rewardlab", config={k: v for k, v in to_dict(cfg).items() if isinstance(v, (int, float, str, bool))})
+    if cfg.report_to != "none":  # tensorboard: OUTPUT/rewardlab/; wandb: project rewardlab, the run named after OUTPUT
+        accelerator.init_trackers("rewardlab", config=tracker_config(to_dict(cfg)), init_kwargs={"wandb": {"name": Path(cfg.output).name}})
 
 
 def _numbers(metrics: dict) -> str:
@@ -371,6 +419,9 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     prepare_output(cfg)
     precision = resolve_precision(cfg.mixed_precision)
     accelerator = make_accelerator(cfg, precision)
+    if cfg.lora_r and is_sharded(accelerator):
+        raise ValueError("LoRA under FSDP / DeepSpeed is not supported: the adapters are merged into a model that no process "
+                         "holds whole; train LoRA on one process or with DDP (torchrun, or an accelerate config without FSDP)")
     say = log if accelerator.is_main_process else (lambda *a, **k: None)
     records, eval_records, data_summary = load_training_data(cfg, setup.form, records, eval_records)
     resume_from = resume_point(cfg, say)
@@ -380,11 +431,19 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     total_updates = plan_updates(len(encoded), cfg, accelerator.num_processes)
     optimizer, scheduler = make_optimizer(rm, cfg, total_updates)
     rm, optimizer = accelerator.prepare(rm, optimizer)
-    pos = resume_state(resume_from, optimizer, scheduler, say)
+    pos = resume_state(resume_from, rm, optimizer, scheduler, say)
     meta = run_metadata(cfg, setup, accelerator.unwrap_model(rm).pooling, data_summary, precision, chunks, groups, sequence,
                         truncation, total_updates)
+    meta["distributed"] = {"type": accelerator.distributed_type.value, "processes": accelerator.num_processes}  # NO, MULTI_CPU, FSDP, …
     start_logging(cfg, accelerator)
-    evaluate_now = lambda: evaluate(accelerator.unwrap_model(rm), tokenizer, eval_records, cfg, setup)  # noqa: E731
+
+    def evaluate_now() -> dict:
+        """Held-out metrics now; also to the tracker as eval_* at the current update."""
+        metrics = evaluate(accelerator.unwrap_model(rm), tokenizer, eval_records, cfg, setup)
+        if metrics:
+            accelerator.log(tracker_scalars(metrics, "eval_"), step=pos.update)
+        return metrics
+
     checkpoint = lambda: save_checkpoint(accelerator, rm, tokenizer, {**meta, "update": pos.update}, optimizer, scheduler, pos, cfg)  # noqa: E731
     backward, stats, history, skipped = make_backward(accelerator, rm), RunningStats(), [], []
     bar = tqdm(total=total_updates, initial=pos.update, desc=f"train {cfg.loss}", dynamic_ncols=True,
@@ -413,7 +472,6 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
                 accelerator.log(history[-1], step=pos.update)
             if cfg.eval_every and pos.update % cfg.eval_every == 0:
                 meta["metrics"] = evaluate_now()
-                accelerator.log({f"eval_{k}": v for k, v in meta["metrics"].items() if isinstance(v, (int, float))}, step=pos.update)
                 say(f"update {pos.update}: {_numbers(meta['metrics'])}")
             if cfg.save_every and pos.update % cfg.save_every == 0:
                 checkpoint()

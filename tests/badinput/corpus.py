@@ -4,7 +4,8 @@
 for every kind: a clear error naming the file (and the line where there is one), or a counted skip, or a
 correct load; never a traceback, never exit 0 having done nothing without saying so.
 
-``LINE_KINDS``: kinds whose problem sits on one line of a line-based file (the error must name ``path:1``).
+``LINE_KINDS``: kinds whose problem sits on one line of a line-based file (the error must name ``path:1``);
+``LINES``: verb → those of them whose error must name the line for that verb (a verb may not read the bad field).
 ``VALID``: verb → kinds that are valid input for that verb (they must exit 0). Every other kind must fail.
 """
 
@@ -110,10 +111,27 @@ LINE_KINDS = {"truncated_json_line", "not_json", "invalid_utf8", "binary_bytes",
 # file as JSONL, and other fields (margin, tie, score) pass through untouched
 SCORE_VALID = {"utf8_bom", "nan_margin", "inf_margin", "string_margin", "chosen_empty_string", "rejected_blank",
                "chosen_equals_rejected", "tie_string", "rating_string", "score_nan", "unknown_suffix"}
-VALID = {"utf8_bom", "huge_line_score", "nan_margin", "inf_margin", "string_margin", "chosen_equals_rejected",
-               "tie_string", "chosen_empty_string", "rejected_blank", "rating_string", "score_nan",
-               "messages_without_role", "chosen_list_of_ints_score"}
-VALID = {"train": {"utf8_bom", "json_array_file"}, "eval": {"utf8_bom", "json_array_file"}, "score": SCORE_VALID}
+# optimize reads --prompts (the `prompt` field) and, with --reward "bleu;column=chosen", `chosen` as each prompt's
+# reference text; other fields become reward columns untouched. The corpus's good files hold 3 prompts (2 to train,
+# --eval-prompts 1 held out); a one-line file that passes the checks is refused as too short (naming the file only).
+OPTIMIZE_VALID = {"utf8_bom", "json_array_file", "unknown_suffix"}
+OPTIMIZE_FIELDS_UNREAD = {"nan_margin", "inf_margin", "string_margin", "rejected_blank", "chosen_equals_rejected",
+                          "tie_string", "huge_line"}  # their problem sits in a field optimize does not check
+# tiny-model --corpus trains a tokenizer on every string of a data file (every line of a text file): any readable
+# file with some text is valid; JSON that cannot be parsed, bytes that are not UTF-8, and files without text are not
+TINY_MODEL_INVALID = {"truncated_json_line", "not_json", "invalid_utf8", "binary_bytes", "deeply_nested", "json_scalar_line",
+                      "json_null_line", "empty_file", "blank_lines_only", "empty_json_file", "empty_json_list",
+                      "csv_header_only", "csv_invalid_utf8", "gzip_truncated", "gzip_not_gzip", "parquet_corrupt",
+                      "parquet_empty", "folder_without_data", "missing_file", "directory_named_jsonl"}
+TINY_MODEL_LINE_KINDS = {"truncated_json_line", "not_json", "invalid_utf8", "binary_bytes", "deeply_nested"}
+
+VALID = {"train": {"utf8_bom", "json_array_file"}, "eval": {"utf8_bom", "json_array_file"}, "score": SCORE_VALID,
+         "study": set(),  # a study needs >= 4 records: the corpus's good files (3) are refused, naming the file
+         "optimize": OPTIMIZE_VALID,
+         "tiny-model": set(_kinds()) - TINY_MODEL_INVALID}
+LINES = {"train": LINE_KINDS, "eval": LINE_KINDS, "score": LINE_KINDS, "study": LINE_KINDS,
+         "optimize": LINE_KINDS - OPTIMIZE_FIELDS_UNREAD, "tiny-model": TINY_MODEL_LINE_KINDS}
+"""verb → the kinds whose error must name ``path:1`` (the line)."""
 
 
 def write_corpus(folder: str | Path) -> dict[str, Path]:

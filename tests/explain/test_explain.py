@@ -71,14 +71,15 @@ def test_tokens_are_the_scoring_ids_and_spans_index_the_response(planted):
         assert [seq.response[s:e].strip() for s, e in seq.spans] == [tok.decode([seq.ids[p]]).strip() for p in seq.positions]
         assert "".join(seq.token_texts()).replace(" ", "") == r["chosen"].replace(" ", "")
         reward = score_texts(rm, tok, [r["prompt"]], [r["chosen"]])[0][0]
-        a = attribute(rm, seq.ids, seq.positions, baseline_token(tok), "occlusion")
+        a = attribute(rm, seq.ids, seq.positions, baseline_token(tok, rm.model.get_input_embeddings()), "occlusion")
         assert a.reward == pytest.approx(reward, abs=1e-4)  # the explained reward is the scored one
 
 
 def test_planted_word_gets_the_largest_attribution_and_methods_agree(planted):
     rm, tok, _ = load_reward_model(str(planted[0]))
     rows = [json.loads(line) for line in planted[1].read_text().splitlines()]
-    base_id = baseline_token(tok)
+    base_id = baseline_token(tok, rm.model.get_input_embeddings())
+    assert base_id != tok.pad_token_id  # the tiny Llama's pad row is zero: a degenerate baseline
     ig_hits = occ_hits = agree = 0
     for r in rows:
         seq = encode_explained(tok, r["prompt"], r["chosen"], rm.append_eos)
@@ -89,8 +90,8 @@ def test_planted_word_gets_the_largest_attribution_and_methods_agree(planted):
         ig_hits += seq.spans[top_ig][0] < s1 and seq.spans[top_ig][1] > s0  # the token is (part of) the word
         occ_hits += seq.spans[top_occ][0] < s1 and seq.spans[top_occ][1] > s0
         agree += top_ig == top_occ
-        # completeness: the IG sum is the reward difference within the tolerance (5%), or steps ran out
-        assert abs(ig.completeness) <= 0.05 * abs(ig.reward - ig.baseline_reward) + 1e-3 or ig.n_steps == 800
+        # completeness: the IG sum is the reward difference within the tolerance (5%)
+        assert abs(ig.completeness) <= 0.05 * abs(ig.reward - ig.baseline_reward) + 1e-3
     n = len(rows)
     assert ig_hits == n, f"IG put its top attribution on {WORD!r} in {ig_hits}/{n} chosen responses"
     assert occ_hits == n and agree == n
@@ -101,7 +102,7 @@ def test_shapley_sampling_is_complete(planted):
     r = json.loads(planted[1].read_text().splitlines()[0])
     seq = encode_explained(tok, r["prompt"], r["chosen"], rm.append_eos)
     torch.manual_seed(0)
-    a = attribute(rm, seq.ids, seq.positions, baseline_token(tok), "shap", n_samples=4)
+    a = attribute(rm, seq.ids, seq.positions, baseline_token(tok, rm.model.get_input_embeddings()), "shap", n_samples=4)
     assert abs(a.completeness) < 1e-4  # additive by construction
     s0, s1 = _word_span(r["chosen"])
     top = seq.spans[int(np.argmax(a.scores))]
