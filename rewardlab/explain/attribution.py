@@ -56,7 +56,7 @@ def baseline_token(tokenizer, embeddings: torch.nn.Embedding | None = None) -> i
     def usable(tid) -> bool:
         if tid is None or tid == tokenizer.eos_token_id:
             return False
-        return embeddings is None or float(embeddings.weight[tid].abs().max()) > 1e-6
+        return embeddings is None or float(embeddings.weight[tid].detach().abs().max()) > 1e-6
 
     for tid in (tokenizer.pad_token_id, tokenizer.unk_token_id, getattr(tokenizer, "mask_token_id", None)):
         if usable(tid):

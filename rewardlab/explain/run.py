@@ -32,9 +32,18 @@ from rewardlab.models.scoring import score_texts
 def read_input(source: str, on_bad_record: str = "error", limit: int | None = None) -> tuple[str, list, LoadReport]:
     """("pairs", PairRecords) when the first row has chosen/rejected, else ("responses", [{"prompt", "response"}])."""
     rows, _, _ = source_rows(str(source))
-    first = next((row for _, row in rows if isinstance(row, dict)), None)
+    first, error = None, None
+    for where, row in rows:  # the first record decides the form; an unreadable row before it is reported as read
+        if isinstance(row, dict):
+            first = row
+            break
+        error = error or (row if isinstance(row, DataError) else
+                          DataError(where, None, f"expected an object (prompt, chosen, rejected or prompt, response), "
+                                                 f"got {type(row).__name__}"))
+        if on_bad_record == "error":
+            raise error
     if first is None:
-        raise ValueError(f"{source}: no records")
+        raise error or ValueError(f"{source}: no records")
     if "chosen" in first and "rejected" in first:
         records, rep = load_records(source, form="pairs", on_bad_record=on_bad_record, limit=limit)
         return "pairs", records, rep

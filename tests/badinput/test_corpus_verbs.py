@@ -1,5 +1,6 @@
 """The bad-input corpus (corpus.py) through the other verbs that read records: `study --data`, `optimize --prompts`
-(with each prompt's reference text, read by a metric reward), `tiny-model --corpus`, and the bodies of `serve`.
+(with each prompt's reference text, read by a metric reward), `tiny-model --corpus`, `explain --input`, and the
+bodies of `serve`.
 
 49 kinds × 3 verbs (study, optimize, tiny-model) through the CLI = 147 runs, plus 49 with `study --on-bad-record
 skip`; and for serve, every kind's bytes as the body of /score, /get_reward and /classify (46 files × 3 = 138
@@ -216,3 +217,38 @@ def test_serve_chat_items_without_a_chat_template_are_a_422(tiny_llama):
     with TestClient(build_app(Scorer(model, tok, {"max_length": 64}, cfg), cfg)) as c:
         message = check_4xx(c.post("/score", json=chat), "/score")
     assert "no chat template" in message and message.startswith("items:")
+
+
+# --------------------------------------------------------------------------- explain --input
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """explain's model loader, replaced: valid input reaches it (and stops there), bad input must not."""
+    from rewardlab.models import reward_model
+
+    def reached(*args, **kwargs):
+        raise ValueError("the model loader was reached")
+
+    monkeypatch.setattr(reward_model, "load_reward_model", reached)
+
+
+EXPLAIN_UNREAD = {"rating_string", "score_nan"}
+"""Ratings whose score is bad: explain reads (prompt, response) of single responses and never the score."""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_explain_input(kind, corpus, tmp_path, no_model):
+    path = corpus[kind]
+    result = runner.invoke(app, ["explain", "--model", "m", "--input", str(path), "--output", str(tmp_path / "ex"), "--no-progress"])
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code != 0
+    if kind in VALID["eval"] | EXPLAIN_UNREAD:
+        assert "the model loader was reached" in result.output, result.output
+        return
+    assert "the model loader was reached" not in result.output, f"{kind}: bad input reached the model\n{result.output}"
+    assert "error:" in result.output and str(path) in result.output, f"{kind}: the error does not name {path}\n{result.output}"
+    if kind in LINES["eval"]:
+        assert f"{path}:1" in result.output, f"{kind}: the error does not name the line\n{result.output}"
+    assert not (tmp_path / "ex").exists()
