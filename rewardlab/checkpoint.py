@@ -153,7 +153,7 @@ def prune_checkpoints(output: Path, keep: int) -> None:
 def refuse_existing_output(output: str | Path, names=("",), *, overwrite: bool, resume: bool | None = None) -> list[str]:
     """The ``names`` that exist in the output folder ``output`` (``""``: ``output`` itself, an output file); if there
     are any, a ValueError unless ``overwrite`` (or ``resume``): a run's results are never replaced unasked. ``resume``
-    None: the verb cannot resume, and the message offers only --overwrite. Used by train, eval and optimize."""
+    None: the verb cannot resume, and the message offers only --overwrite. Used by every verb that writes an output."""
     held = [name for name in names if (Path(output) / name).exists()]
     if held and not (overwrite or resume):
         what = f"{output} already exists" if held == [""] else f"{output} already holds a run ({', '.join(held)})"

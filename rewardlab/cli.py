@@ -15,6 +15,7 @@ from typing import List, Optional
 import typer
 
 from rewardlab import config as C
+from rewardlab.checkpoint import refuse_existing_output
 from rewardlab.optimize.cli import app as optimize_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -85,6 +86,7 @@ def score_cmd(cfg: C.ScoreConfig):
     if not cfg.model or not cfg.input or not cfg.output:
         _fail("score needs --model, --input and --output")
     try:
+        refuse_existing_output(cfg.output, overwrite=cfg.overwrite)
         rows, prompts, responses, slots = read_jsonl_for_scoring(cfg.input, cfg.prompt_field, cfg.response_field)
         model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos,
                                                    allow_pickle=cfg.allow_pickle)
@@ -99,17 +101,20 @@ def score_cmd(cfg: C.ScoreConfig):
         from rewardlab.models.scoring import compile_scorer
 
         model = compile_scorer(model)
-    rewards, truncation = score_texts(model, tokenizer, prompts, responses, cfg.batch_size, max_length, cfg.truncation_side,
-                                      progress=cfg.progress)
+    names = model.attributes if cfg.attributes else None  # a multi-attribute RM: its attribute values too
+    rewards, truncation, *values = score_texts(model, tokenizer, prompts, responses, cfg.batch_size, max_length,
+                                               cfg.truncation_side, progress=cfg.progress, attributes=bool(names))
     if cfg.normalize:
         rewards = normalize_rewards(rewards, meta["reward_stats"], cfg.model)
-    for (row, key), r in zip(slots, rewards):
+    for i, ((row, key), r) in enumerate(zip(slots, rewards)):
         rows[row][key] = float(r)
+        if names:  # reward → rewards, reward_chosen → rewards_chosen
+            rows[row]["rewards" + key.removeprefix("reward")] = dict(zip(names, map(float, values[0][i])))
     write_jsonl(cfg.output, rows)
     C.save_config(cfg, C.config_beside(cfg.output))
     typer.echo(json.dumps({"output": cfg.output, "records": len(rows), "scored": len(rewards), "truncation": truncation,
                            "append_eos": sequence["append_eos"], "normalized": bool(cfg.normalize),
-                           "reward_stats": meta["reward_stats"] if cfg.normalize else None}))
+                           "reward_stats": meta["reward_stats"] if cfg.normalize else None, "attributes": meta["attributes"]}))
 
 
 @config_command(C.ServeConfig, "serve", "Serve a reward model over HTTP (/score, OpenRLHF's /get_reward, vLLM's /classify), "
@@ -166,6 +171,8 @@ def sample_data_cmd(cfg: C.SampleDataConfig):
     if not cfg.output:
         _fail("sample-data needs --output")
     try:
+        refuse_existing_output(cfg.output, ["README.md", C.CONFIG_FILE] + [f"{f}/{s}.jsonl" for f in cfg.forms for s in ("train", "test")],
+                               overwrite=cfg.overwrite)
         counts = write_sample_data(cfg.output, cfg.n_train, cfg.n_test, cfg.forms, cfg.seed, cfg.noise, progress=cfg.progress)
     except (ValueError, OSError) as e:
         _fail(str(e))

@@ -112,26 +112,40 @@ def tracker_config(values: dict) -> dict:
 
 @dataclass
 class TrainConfig:
-    data: str = opt(None, "Training data: JSONL/JSON/CSV/Parquet file, dataset folder, or hub id name[:config][@split].")
+    data: list[str] = opt([], "Training data: JSONL/JSON/CSV/Parquet file, dataset folder, or hub id name[:config][@split]. "
+                              "Repeat it to train on several sources together, each as PATH[:form=F,loss=L,weight=W,eval=HELD_OUT] "
+                              "(defaults: --form, --loss, weight 1, an --eval-split of it): every step then takes one batch of "
+                              "each source and minimises Σ weight × that source's loss; held-out metrics are kept per source.",
+                          commas=False)
     model: str = opt(None, "Backbone: local folder or hub id of any sequence-classification or causal LM.")
     gguf_file: str = opt(None, "GGUF file inside --model (a folder or hub repo) to load the backbone from, dequantised (needs the "
                                "gguf package). Same as --model FOLDER/NAME.gguf.")
     output: str = opt(None, "Output folder: final HF checkpoint + rewardlab.json; checkpoints/ for resuming.")
-    loss: str = opt("bt", "Loss name from the catalogue (`rewardlab losses list`).")
-    loss_args: dict = opt({}, "Loss hyperparameters, e.g. --loss-arg alpha=0.1.", flag="--loss-arg")
+    loss: str = opt("bt", "Loss name from the catalogue (`rewardlab losses list`); the loss of every --data source that names none.")
+    loss_args: dict = opt({}, "Loss hyperparameters, e.g. --loss-arg alpha=0.1; a run with several losses (--data PATH:loss=L) "
+                              "names the loss: --loss-arg mse.weights=[1,2].", flag="--loss-arg")
     regularizers: dict[str, float] = opt({}, "Regularisers added with a coefficient, NAME=COEF, e.g. --regularizer center=0.01.",
                                          flag="--regularizer")
-    eval_data: str = opt(None, "Held-out data; default: a split of --data of size --eval-split.")
-    eval_split: float = opt(0.05, "Fraction of --data held out for evaluation when --eval-data is not given (0 = none).")
-    form: str = opt(None, "Data form: pairs, rankings, ratings or labels (default: the loss's form).")
+    attributes: list[str] = opt([], "Multi-attribute RM (ratings with a `scores` dict, --loss mse): one head output per named "
+                                    "attribute, e.g. --attributes helpfulness,correctness; a record without an attribute "
+                                    "adds no loss for it. Saved as a plain HF classifier with num_labels = the number of "
+                                    "attributes, named in config.json's id2label.")
+    attribute_weights: list[float] = opt([], "With --attributes: the reward is Σ weight × attribute value, one weight per "
+                                             "attribute (default: 1/A each, the mean). Saved with the model; score, eval, "
+                                             "serve and optimize's rm: reward use it.")
+    eval_data: str = opt(None, "Held-out data; default: a split of --data of size --eval-split. Several --data sources each "
+                               "take their own: --data PATH:eval=HELD_OUT.")
+    eval_split: float = opt(0.05, "Fraction of --data (of each source) held out for evaluation when --eval-data is not given (0 = none).")
+    form: str = opt(None, "Data form: pairs, rankings, ratings or labels (default: the loss's form; for a loss that trains on "
+                          "ratings or labels, bce_mse, read from the data's first record: score → ratings, label → labels).")
     columns: dict[str, str] = opt({}, "Column remapping OURS=THEIRS, e.g. --column prompt=question.", flag="--column")
     on_bad_record: str = opt("error", "What to do with a malformed record: error (stop, naming file/line/field) or skip (count it).")
-    limit: int = opt(None, "Use at most this many training records.")
-    epochs: float = opt(1.0, "Passes over the training data.")
+    limit: int = opt(None, "Use at most this many training records (of each --data source).")
+    epochs: float = opt(1.0, "Passes over the training data (with several --data sources: over the largest).")
     max_steps: int = opt(None, "Stop after this many optimizer steps (overrides --epochs).")
     lr: float = opt(2e-5, "Peak learning rate of AdamW.")
     weight_decay: float = opt(0.0, "AdamW weight decay.")
-    batch_size: int = opt(8, "Pairs (or prompts / responses, by form) per device per step.")
+    batch_size: int = opt(8, "Pairs (or prompts / responses, by form) per device per step, from each --data source.")
     grad_accum: int = opt(1, "Gradient accumulation steps.")
     max_grad_norm: float = opt(1.0, "Gradient clipping norm (0 = off).")
     warmup_ratio: float = opt(0.03, "Fraction of steps of linear warmup.")
@@ -176,6 +190,10 @@ class TrainConfig:
     def __post_init__(self):
         from rewardlab.data.batching import TRUNCATION_SIDES
 
+        from rewardlab.data.formats import parse_source
+
+        self.data = [self.data] if isinstance(self.data, (str, dict)) else list(self.data or [])
+        self.data = [parse_source(d).spec() if isinstance(d, dict) else str(d) for d in self.data]  # a YAML mapping → its item
         self.loss_args = parse_kv(self.loss_args, "--loss-arg")
         self.regularizers = {k: float(v) for k, v in parse_kv(self.regularizers, "--regularizer").items()}
         self.columns = {k: str(v) for k, v in parse_kv(self.columns, "--column").items()}
@@ -201,19 +219,109 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
-        self._check_form()
+        self._check_sources()
+        self._check_attributes()
 
-    def _check_form(self) -> None:
-        """--form must be the batch shape the loss takes: what a family's objective reads (margins, ranks, targets)."""
-        from rewardlab.losses.catalogue import get_loss
+    def _check_attributes(self) -> None:
+        """--attributes trains one output per attribute by a pointwise loss on ratings (mse), one weight each."""
+        from rewardlab.losses.catalogue import get_loss, get_regularizer
 
-        if self.form is None:
+        self.attributes = [str(a).strip() for a in self.attributes or []]
+        self.attribute_weights = [float(w) for w in self.attribute_weights or []]
+        if self.attribute_weights and not self.attributes:
+            raise ValueError("--attribute-weights weigh the outputs of a multi-attribute RM: give --attributes too")
+        if not self.attributes:
             return
         spec = get_loss(self.loss)
-        fits = ("ratings", "labels") if spec.data_form == "any" else (spec.data_form,)
-        if self.form not in fits:
-            raise ValueError(f"--form {self.form} does not fit --loss {self.loss} ({spec.family}, trains on {' or '.join(fits)}); "
-                             f"give it data of that form (--form {fits[0]}, or leave --form out)")
+        checks = [
+            (all(self.attributes) and len(set(self.attributes)) == len(self.attributes),
+             f"attributes must be distinct and non-empty, got {self.attributes}"),
+            (spec.family == "pointwise" and spec.data_form == "ratings" and self.form in (None, "ratings"),
+             f"--attributes trains a regression head on ratings: use --loss mse (and --form ratings), not --loss {self.loss}"),
+            (not self.attribute_weights or len(self.attribute_weights) == len(self.attributes),
+             f"{len(self.attribute_weights)} attribute weights for {len(self.attributes)} attributes: give one per attribute"),
+            (not any("length_rewards" in get_regularizer(r).inputs for r in self.regularizers),
+             "a length head regulariser (odin) does not combine with --attributes"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+    def sources(self) -> list:
+        """Each --data item as a ``data.formats.DataSource``, the run's flags filled in where the item names no option
+        (its form may stay None: then its loss's form, or read from its data, ``train.loop.data_sources``)."""
+        from rewardlab.data.formats import parse_source
+
+        out = []
+        for item in self.data:
+            s = parse_source(item)
+            out.append(dataclasses.replace(s, form=s.form or self.form, loss=s.loss or self.loss,
+                                           eval=s.eval or (self.eval_data if len(self.data) == 1 else None)))
+        return out
+
+    def losses(self) -> list[str]:
+        """The losses this run trains, each once, in --data order (--loss alone without --data)."""
+        return list(dict.fromkeys([s.loss for s in self.sources()] or [self.loss]))
+
+    def loss_args_of(self, loss: str) -> dict:
+        """The --loss-arg items of ``loss``: NAME=VALUE where the run trains one loss, LOSS.NAME=VALUE in any run."""
+        out = {}
+        for key, value in self.loss_args.items():
+            name, dot, hp = str(key).partition(".")
+            if not dot:
+                out[key] = value
+            elif name == loss:
+                out[hp] = value
+        return out
+
+    def _check_sources(self) -> None:
+        """Each source's form is a batch shape its loss takes (what a family's objective reads: margins, ranks, targets);
+        --loss-arg names its loss when the run trains several (the hyperparameters are checked when the run starts);
+        weights and per-source held-out data only where there are several sources, and then only regularisers of any
+        form (no per-pair ones)."""
+        from rewardlab.data.formats import DataSource, parse_source
+        from rewardlab.losses.catalogue import LOSSES, REGULARIZERS, get_loss, get_regularizer
+
+        n = len(self.data)
+        items = list(zip(self.data, self.sources())) or [(None, DataSource("", self.form, self.loss))]
+        for i, (item, s) in enumerate(items, start=1):
+            spec = get_loss(s.loss)
+            fits = ("ratings", "labels") if spec.data_form == "any" else (spec.data_form,)
+            if s.form is None or s.form in fits:
+                continue
+            own = parse_source(item) if item else DataSource("")
+            if own.form is None and own.loss is None:
+                raise ValueError(f"--form {self.form} does not fit --loss {self.loss} ({spec.family}, trains on {' or '.join(fits)}); "
+                                 f"give it data of that form (--form {fits[0]}, or leave --form out)")
+            example = next(name for name, x in LOSSES.items() if x.data_form == s.form)
+            raise ValueError(f"--data {item} (source {i} of {n}): form {s.form} does not fit loss {s.loss} ({spec.family}, trains "
+                             f"on {' or '.join(fits)}); give the source a loss of {s.form} data ({own.path}:loss={example}, "
+                             f"…) or data of the form its loss takes")
+        losses = self.losses()
+        for key in self.loss_args:
+            name, dot, _ = str(key).partition(".")
+            if dot and name not in losses:
+                raise ValueError(f"--loss-arg {key}: this run trains {', '.join(losses)}, not {name}")
+            if not dot and len(losses) > 1:
+                raise ValueError(f"--loss-arg {key}: this run trains {', '.join(losses)}; name the loss: --loss-arg LOSS.{key}=…")
+        sources = [s for _, s in items]
+        pair_regs = [r for r in self.regularizers if get_regularizer(r).data_form == "pairs"]
+        any_form = ", ".join(name for name, r in REGULARIZERS.items() if r.data_form == "any")
+        checks = [
+            (n > 1 or sources[0].weight == 1.0, f"--data {self.data[0] if self.data else ''}: a weight weighs a source against "
+                                                 f"the others; with one --data source it changes nothing: drop it"),
+            (n <= 1 or self.eval_data is None, "--eval-data is the held-out data of one source; with several --data sources give "
+                                               "each its own as --data PATH:eval=HELD_OUT (or let --eval-split split each)"),
+            (n != 1 or self.eval_data is None or parse_source(self.data[0]).eval is None,
+             f"--data {self.data[0] if self.data else ''} names its held-out data and so does --eval-data: give one"),
+            (n <= 1 or not pair_regs, f"--regularizer {', '.join(pair_regs)} reads the pairs of one batch; a run with several "
+                                      f"--data sources takes regularisers of any form ({any_form})"),
+            (n <= 1 or not self.attributes, "--attributes with several --data sources is not supported: train the "
+                                            "multi-attribute RM on its ratings source alone"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
 
 
 @dataclass
@@ -321,8 +429,13 @@ class ScoreConfig:
                                  "was trained with (its rewardlab.json); for other checkpoints the ecosystem's convention "
                                  "(yes for decoders, no for encoders).")
     normalize: bool = opt(False, "Write (r - mean) / std with the training-reward statistics saved with the model.")
+    attributes: bool = opt(True, "A multi-attribute RM: also write each attribute's value, as a `rewards` dict (attribute → "
+                                 "value; `rewards_chosen` / `rewards_rejected` for pairs) beside the weighted `reward` "
+                                 "(never normalised).")
     compile: bool = opt(False, "torch.compile the model (dynamic shapes), after a one-off compile of tens of seconds; "
                                "on the CPU bench no faster than the default since the pooled last layer (bench/results/README.md).")
+    overwrite: bool = opt(False, "Write over an --output file that already exists (without it, such an output is refused "
+                                 "before any work).")
     progress: bool = opt(True, "Show a progress bar.")
     trust_remote_code: bool = opt(False, "Allow model code from the hub.")
     allow_pickle: bool = opt(False, ALLOW_PICKLE_HELP)
@@ -615,6 +728,7 @@ class SampleDataConfig:
                             "(Bradley–Terry / Plackett–Luce), ratings g + σ·N(0, 1), labels 1[g + σ·N(0, 1) > 0]. "
                             "0 = every label agrees with the gold.")
     progress: bool = opt(True, "Show a progress bar over the files written.")
+    overwrite: bool = opt(False, "Write into an --output folder that already holds sample data (its files are replaced).")
 
     def __post_init__(self):
         from rewardlab.tasks.sample import check_args
@@ -651,9 +765,10 @@ class TinyModelConfig:
                 raise ValueError(msg)
 
 
-METHODS = ("bon", "rwr", "raft", "reinforce", "rloo", "ppo")
+METHODS = ("bon", "rwr", "raft", "reinforce", "rloo", "ppo", "mle_rl", "distill")
 ADVANTAGES = ("gae", "grpo")
 KL_PENALTY_ESTIMATORS = ("k1", "k3")
+TEACHER_SAMPLING = ("sample", "greedy")
 RL_METHODS = ("ppo", "reinforce", "rloo", "rwr", "raft")
 
 
@@ -712,6 +827,13 @@ class OptimizeConfig:
     keep: int = opt(1, "RAFT: samples kept per prompt (the top --keep of --k).")
     min_reward: float = opt(None, "RAFT: also drop kept samples whose reward is below this (ReST-style threshold).")
     sft_epochs: int = opt(1, "RWR/RAFT: passes of weighted fine-tuning over each round's samples.")
+    mle_lambda: float = opt(1.0, "mle_rl: λ of L = NLL(references) − λ·(RLOO policy-gradient estimate of the reward); 0 = plain "
+                                 "MLE on the references, large λ approaches RLOO.", flag="--lambda")
+    reference_field: str = opt("reference", "mle_rl: field of --prompts holding each prompt's reference completion (a string or a "
+                                            "list of them); without --prompts, one quality-1 response of the built-in task per prompt.")
+    teacher: str = opt(None, "distill: the teacher, a causal LM folder or hub id with the student's tokenizer.")
+    teacher_sampling: str = opt("sample", f"distill: how the teacher writes the student's targets: {', '.join(TEACHER_SAMPLING)} "
+                                          "(greedy: one output per prompt, --k is ignored).")
     n: list[int] = opt([1, 2, 4, 8, 16], "Best-of-N: the N values to report (samples per prompt = max N).")
     eval_every: int = opt(0, "Evaluate every N steps (0: only before and after training).")
     save_every: int = opt(0, "Checkpoint every N steps into output/checkpoints/ (0: only the final policy).")
@@ -738,6 +860,13 @@ class OptimizeConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.method == "rloo" and self.k < 2:
             raise ValueError("rloo needs k >= 2 samples per prompt")
+        if self.method == "mle_rl" and (self.k < 2 or self.mle_lambda < 0):
+            raise ValueError(f"mle_rl needs k >= 2 samples per prompt (its RLOO baseline) and --lambda >= 0, got k={self.k}, "
+                             f"lambda={self.mle_lambda}")
+        if self.teacher_sampling not in TEACHER_SAMPLING:
+            raise ValueError(f"unknown teacher_sampling {self.teacher_sampling!r}; known: {', '.join(TEACHER_SAMPLING)}")
+        if self.method == "distill" and not self.teacher:
+            raise ValueError("distill needs --teacher (a causal LM folder or hub id)")
         if self.method == "ppo" and self.advantage == "grpo" and self.k < 2:
             raise ValueError("grpo advantages need k >= 2 samples per prompt")
         if self.method == "raft" and not 1 <= self.keep <= self.k:
@@ -764,6 +893,8 @@ METHOD_FIELDS = {
     "reinforce": _COMMON + _TRAIN + _KL + ("baseline_momentum",),
     "rloo": _COMMON + _TRAIN + _KL,
     "ppo": _COMMON + _TRAIN + _KL + ("ppo_epochs", "clip_range", "value_clip", "vf_coef", "gamma", "lam", "whiten_rewards", "advantage"),
+    "mle_rl": _COMMON + _TRAIN + ("mle_lambda", "reference_field"),
+    "distill": _COMMON + _TRAIN + ("teacher", "teacher_sampling"),
 }
 """The fields each method reads (and the CLI exposes)."""
 
@@ -979,3 +1110,19 @@ class ExplainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+
+
+@dataclass
+class SweepConfig:
+    """``rewardlab optimize sweep``: the λ values and where their runs and the report go; every other
+    option is an ``mle_rl`` option (:class:`~rewardlab.config.OptimizeConfig`)."""
+
+    lambdas: list[float] = opt([0.0, 0.1, 0.3, 1.0, 3.0], "The λ values of mle_rl to run, one short run each (0 = plain MLE "
+                                                          "on the references).", flag="--lambda")
+    output: str = opt("runs/mle_rl_sweep", "Output folder: sweep.png, sweep.json, sweep.md, rewardlab_config.yaml, and one run "
+                                           "folder lambda-<λ>/ per λ.")
+
+    def __post_init__(self):
+        self.lambdas = [float(x) for x in (self.lambdas if isinstance(self.lambdas, (list, tuple)) else [self.lambdas])]
+        if not self.lambdas or min(self.lambdas) < 0:
+            raise ValueError(f"give one or more λ >= 0 (--lambda), got {self.lambdas}")

@@ -98,6 +98,16 @@ class PointBatch(NamedTuple):
     target: torch.Tensor  # (B,) or (B, A)
 
 
+class MixedBatch(NamedTuple):
+    """One batch of each data source of a run with several (``train --data`` given more than once), forwarded
+    together: the rows of ``parts[0]``, then those of ``parts[1]``, …, right-padded to the longest."""
+
+    input_ids: torch.Tensor  # (N, T), N = the parts' rows: 2B for pairs, B*K for rankings, B for points
+    attention_mask: torch.Tensor  # (N, T)
+    parts: tuple  # a PairBatch / RankBatch / PointBatch per source, in --data order, each with its own tensors
+
+
 class RewardOutput(NamedTuple):
     rewards: torch.Tensor  # (N,) one scalar per sequence
     hidden: torch.Tensor | None = None  # (N, C) pooled features under the head, for embedding losses
+    attributes: torch.Tensor | None = None  # (N, A) a multi-attribute RM's head outputs (rewards = their weighted sum)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from rewardlab.data.sequence import encode_pairs
-from rewardlab.types import LabelRecord, PairBatch, PairRecord, PointBatch, RankBatch, RankRecord, RatingRecord
+from rewardlab.types import LabelRecord, MixedBatch, PairBatch, PairRecord, PointBatch, RankBatch, RankRecord, RatingRecord
 
 TRUNCATION_SIDES = ("left", "right")
 
@@ -138,8 +138,8 @@ def example_fields(record, attributes: list[str] | None = None, label_and_score:
     if isinstance(record, RankRecord):
         return {"ranks": tuple(float(x) for x in record.ranks)}
     if isinstance(record, RatingRecord):
-        if attributes:
-            target = [float(record.scores[a]) for a in attributes]
+        if attributes:  # NaN: not rated, masked out of the loss (losses/pointwise.py)
+            target = [float((record.scores or {}).get(a, nan)) for a in attributes]
         else:
             target = float(record.score) if record.score is not None else float(sum(record.scores.values()) / len(record.scores))
         return {"target": [nan, target] if label_and_score else target}
@@ -156,13 +156,15 @@ def encode_records(records: list, encoder: Encoder, attributes: list[str] | None
     return out
 
 
-def length_grouped_batches(lengths, batch_size: int, seed: int, epoch: int = 0, group: int = 50) -> list[list[int]]:
-    """Shuffled batches of similar length, deterministic in (seed, epoch).
+def length_grouped_batches(lengths, batch_size: int, seed: int, epoch: int = 0, group: int = 50,
+                           stream: tuple = ()) -> list[list[int]]:
+    """Shuffled batches of similar length, deterministic in (seed, epoch, *stream).
 
     Shuffle, cut into mega-batches of ``batch_size * group`` examples, sort each by length, cut into
-    batches, shuffle the batches. Padding then costs little and the order is still random.
+    batches, shuffle the batches. Padding then costs little and the order is still random. ``stream``
+    (source, pass) gives each source of a mixed run, and each of its passes, its own order.
     """
-    rng = np.random.default_rng([seed, epoch])
+    rng = np.random.default_rng([seed, epoch, *stream])
     lengths = np.asarray(lengths)
     perm = rng.permutation(len(lengths))
     batches = []
@@ -173,6 +175,29 @@ def length_grouped_batches(lengths, batch_size: int, seed: int, epoch: int = 0, 
         batches += [chunk[i: i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
     order = rng.permutation(len(batches))
     return [batches[i] for i in order]
+
+
+def mixed_batches(lengths: list, batch_size: int, seed: int, epoch: int = 0) -> list[list[int]]:
+    """The batches of a run with several sources (``lengths``: one list per source), as indices into the sources'
+    concatenation: step k takes the k-th length-grouped batch of every source, source by source.
+
+    One batch of each source per step, not batches drawn from the pooled records: the loss of a step then holds
+    every source's term with the weight it was given (``losses.objective.mixed_objective``), whatever the
+    sources' sizes, and each source keeps its own collation (pairs, rankings, points). An epoch is one pass
+    over the source with the most batches; a source that runs out first starts another pass in a new order
+    (``stream=(source, pass)``), so its records come round more than once an epoch.
+    """
+    n_steps = max(-(-len(x) // batch_size) for x in lengths)
+    offset, steps = 0, [[] for _ in range(n_steps)]
+    for s, source_lengths in enumerate(lengths):
+        plan, n_pass = [], 0
+        while len(plan) < n_steps:
+            plan += length_grouped_batches(source_lengths, batch_size, seed, epoch, stream=(s, n_pass))
+            n_pass += 1
+        for k in range(n_steps):
+            steps[k] += [offset + i for i in plan[k]]
+        offset += len(source_lengths)
+    return steps
 
 
 PADDING_SIDES = ("right", "left")
@@ -220,3 +245,14 @@ def collate_points(examples: list[Encoded], pad_id: int) -> PointBatch:
 
 
 COLLATORS = {"pairs": collate_pairs, "rankings": collate_rankings, "ratings": collate_points, "labels": collate_points}
+
+
+def collate_mixed(examples: list[tuple[int, Encoded]], forms: list[str], pad_id: int) -> MixedBatch:
+    """A step of a run with several sources: ``examples`` are (source, example) pairs; each source's examples are
+    collated by its form's collator, and their rows are stacked, right-padded to the longest, for one forward."""
+    parts = tuple(COLLATORS[form]([e for s, e in examples if s == k], pad_id) for k, form in enumerate(forms))
+    T = max(p.input_ids.shape[1] for p in parts)
+    widen = lambda x, value: torch.nn.functional.pad(x, (0, T - x.shape[1]), value=value)  # noqa: E731
+    ids = torch.cat([widen(p.input_ids, pad_id) for p in parts])  # (N, T)
+    mask = torch.cat([widen(p.attention_mask, 0) for p in parts])  # (N, T)
+    return MixedBatch(ids, mask, parts)

@@ -52,6 +52,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -64,6 +65,7 @@ from typing import Iterator
 from rewardlab.data.convert import pairwise_to_ranks, ranks_agree
 from rewardlab.data.records import (
     FIELDS,
+    FORMS,
     HUMAN,
     DataError,
     check_form,
@@ -595,6 +597,94 @@ def _describe_layouts(layouts: Counter) -> str:
     if len(layouts) <= 1:
         return next(iter(layouts), "nothing loaded")
     return ", ".join(f"{name} ({n})" for name, n in layouts.most_common())
+
+
+# ---------------------------------------------------------------------------------------------- the sources of a run
+
+SOURCE_KEYS = ("form", "loss", "weight", "eval")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One training source as ``train --data`` takes it: ``PATH[:KEY=VALUE,...]``.
+
+    ``PATH`` is anything ``load_records`` reads. The options start at the first ``:KEY=`` whose KEY is a word
+    (a hub id's ``:config`` has no ``=``), are separated by commas, and say how this source is read and trained;
+    each defaults to the run's own flag: ``form`` (--form), ``loss`` (--loss), ``weight`` (1: its term's weight
+    in the objective), ``eval`` (its held-out data; default: an --eval-split of it).
+
+    >>> parse_source("ratings.jsonl:loss=mse,weight=0.5")
+    DataSource(path='ratings.jsonl', form=None, loss='mse', weight=0.5, eval=None)
+    >>> parse_source("Anthropic/hh-rlhf:harmless-base@test").path
+    'Anthropic/hh-rlhf:harmless-base@test'
+    """
+
+    path: str
+    form: str | None = None
+    loss: str | None = None
+    weight: float = 1.0
+    eval: str | None = None
+
+    def spec(self) -> str:
+        """The ``--data`` item that parses back to this source."""
+        opts = [f"{k}={getattr(self, k)}" for k in SOURCE_KEYS if getattr(self, k) != DataSource.__dataclass_fields__[k].default]
+        return self.path + (":" + ",".join(opts) if opts else "")
+
+
+def parse_source(item, flag: str = "--data") -> DataSource:
+    """A ``--data`` item ``PATH[:KEY=VALUE,...]`` (or a YAML mapping ``{path: …, loss: …}``) → :class:`DataSource`.
+    An unknown key, a key given twice, a form that is not one, or a weight that is not a positive number is a
+    ValueError naming ``flag`` and the item."""
+    if isinstance(item, dict):
+        opts, path = {k: v for k, v in item.items() if k != "path"}, item.get("path")
+    else:
+        m = re.match(r"(?s)(.+?):([A-Za-z_]\w*=.*)$", str(item))
+        path, opts = (m.group(1), {}) if m else (str(item), {})
+        for part in m.group(2).split(",") if m else []:
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise ValueError(f"{flag} {item}: expected KEY=VALUE options after the path, got {part!r}")
+            if key.strip() in opts:
+                raise ValueError(f"{flag} {item}: {key.strip()} is given twice")
+            opts[key.strip()] = value.strip()
+    if not path or not str(path).strip():
+        raise ValueError(f"{flag} {item}: no path")
+    unknown = sorted(set(opts) - set(SOURCE_KEYS))
+    if unknown:
+        raise ValueError(f"{flag} {item}: unknown option(s) {', '.join(unknown)}; known: {', '.join(SOURCE_KEYS)}")
+    if opts.get("form") is not None and opts["form"] not in FORMS:
+        raise ValueError(f"{flag} {item}: form must be {', '.join(FORMS)}, got {opts['form']!r}")
+    if "weight" in opts:
+        try:
+            opts["weight"] = float(opts["weight"])
+        except (TypeError, ValueError):
+            opts["weight"] = math.nan
+        if not (math.isfinite(opts["weight"]) and opts["weight"] > 0):
+            raise ValueError(f"{flag} {item}: weight must be a positive number")
+    return DataSource(str(path), **{k: v if k == "weight" or v is None else str(v) for k, v in opts.items()})
+
+
+def source_forms(source: str, columns: dict[str, str] | None = None) -> list[str]:
+    """The data forms whose fields the first record of ``source`` holds (after ``columns``), in ``FORMS`` order:
+    pairs (chosen and rejected), rankings (responses), ratings (score or scores), labels (label); a FineGrainedRLHF
+    file gives pairs and rankings, a SQuALITY file ratings and rankings. [] for an empty source or a first row that
+    is not an object (loading it then says what is wrong). Reads one row; a hub id is fetched, as loading does."""
+    rows, _, _ = source_rows(str(source))
+    try:
+        row = next((row for _, row in rows), None)
+    finally:
+        getattr(rows, "close", lambda: None)()
+    if not isinstance(row, dict):
+        return []
+    columns = columns or {}
+    if not columns and is_finegrainedrlhf(row):
+        return ["pairs", "rankings"]
+    if not columns and is_squality(row):
+        return ["ratings", "rankings"]
+    has = lambda name: row.get(columns.get(name, name)) is not None  # noqa: E731
+    found = {"pairs": has("chosen") and has("rejected"), "rankings": has("responses"),
+             "ratings": has("score") or has("scores"), "labels": has("label")}
+    return [form for form in FORMS if found[form]]
 
 
 # ---------------------------------------------------------------------------------------------- chat

@@ -284,7 +284,8 @@ def ranking_from_row(row: dict, where: str) -> tuple[RankRecord, str]:
 
 
 def rating_from_row(row: dict, where: str) -> tuple[RatingRecord, str]:
-    """``score`` (a number) and/or ``scores`` (a non-empty dict attribute → number)."""
+    """``score`` (a number) and/or ``scores`` (a non-empty dict attribute → number; an attribute whose value is
+    null was not rated and is left out of the dict, so a multi-attribute RM learns nothing about it from this record)."""
     prompt = check_text(require(row, "prompt", where, TEXT), where, "prompt", allow_empty=True)
     response = check_text(require(row, "response", where, TEXT), where, "response")
     score, scores = row.get("score"), row.get("scores")
@@ -295,7 +296,10 @@ def rating_from_row(row: dict, where: str) -> tuple[RatingRecord, str]:
         if not isinstance(scores, dict) or not scores:
             raise DataError(where, "scores", f"expected a non-empty dict of attribute → number, got "
                                              f"{'an empty dict' if scores == {} else describe(scores)}")
-        scores = {str(k): check_number(v, where, f"scores.{k}") for k, v in scores.items()}
+        scores = {str(k): check_number(v, where, f"scores.{k}") for k, v in scores.items() if v is not None}
+        if not scores and score is None:
+            raise DataError(where, "scores", "every attribute is null (not rated) and there is no 'score'")
+        scores = scores or None
     layout = "score + scores" if score is not None and scores else ("score" if score is not None else "scores")
     return RatingRecord(prompt, response, score=score, scores=scores, source=where), layout
 

@@ -10,6 +10,8 @@ Notation (as in ``metrics``): B pairs, K responses per prompt, Δ = r_chosen −
     ranking_analysis   best-of-K accuracy + CI, pairwise accuracy inside rankings, Spearman
     rating_analysis    Pearson / Spearman of reward with score (all responses, per attribute) and
                        pairwise accuracy between responses to the same prompt
+    attribute_analysis a multi-attribute RM's own output per attribute against that attribute's ratings:
+                       RMSE, Pearson, Spearman
     label_analysis     accuracy, precision, recall, F1 at a given threshold or one fitted on a split; ROC AUC
     rewardbench_v1 / rewardbench_v2   RewardBench section / subset scores (``eval.rewardbench``)
     paired_differences every pair of models on the same examples (``metrics.paired_difference``)
@@ -40,6 +42,8 @@ __all__ = [
     "rating_target",
     "correlations",
     "rating_analysis",
+    "attribute_analysis",
+    "attribute_targets",
     "label_analysis",
     "within_group_pairs",
     "rewardbench_v1",
@@ -351,6 +355,24 @@ def rating_analysis(rewards, scores, *, groups: Sequence | None = None, attribut
         ln = np.asarray(lengths, float)
         out["length_bias"] = {"reward_vs_length": correlations(r, ln), "score_vs_length": correlations(s, ln)}
     return out
+
+
+def attribute_analysis(values, targets, names: Sequence[str]) -> dict:
+    """A multi-attribute RM's outputs against the ratings of the same attributes.
+
+    values: (N, A) the RM's attribute values; targets: (N, A) ratings, NaN where an attribute is not rated;
+    names: the A attribute names. Returns {name: ``metrics.regression_metrics``} = {rmse, pearson, spearman, n}
+    per attribute, over the responses rated on it.
+    """
+    v, t = np.asarray(values, float), np.asarray(targets, float)
+    if v.shape != t.shape or v.ndim != 2 or v.shape[1] != len(names):
+        raise ValueError(f"values and targets must both be (N, {len(names)}), got {v.shape} and {t.shape}")
+    return {name: M.regression_metrics(v[:, a], t[:, a]) for a, name in enumerate(names)}
+
+
+def attribute_targets(records, names: Sequence[str]) -> np.ndarray:
+    """(N, A) ratings of rating records' ``scores`` for the attributes ``names``, NaN where not rated."""
+    return np.array([[float((x.scores or {}).get(n, np.nan)) for n in names] for x in records], float).reshape(len(records), len(names))
 
 
 # --------------------------------------------------------------------------- labels

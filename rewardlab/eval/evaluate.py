@@ -19,11 +19,14 @@ FORM_OF = {PairRecord: "pairs", RankRecord: "rankings", RatingRecord: "ratings",
 
 
 @torch.no_grad()
-def held_out_objective(spec, hp: dict, records: list, rewards: list) -> float:
+def held_out_objective(spec, hp: dict, records: list, rewards: list, attributes: list | None = None,
+                       values: list | None = None) -> float:
     """The training objective (:func:`rewardlab.losses.objective.objective`, regularisers aside) on records'
-    rewards (``ScoredRecords.rewards``): what the trainer minimises, on data it did not train on."""
+    rewards (``ScoredRecords.rewards``): what the trainer minimises, on data it did not train on. A multi-attribute
+    RM is trained on its attribute values: give their names (``attributes``) and ``ScoredRecords.attributes``."""
     label_and_score = spec.data_form == "any" and spec.family == "pointwise"
-    examples = [Encoded([[0]] * len(r), **example_fields(rec, label_and_score=label_and_score)) for rec, r in zip(records, rewards)]
+    examples = [Encoded([[0]] * len(r), **example_fields(rec, attributes, label_and_score=label_and_score))
+                for rec, r in zip(records, rewards)]
     batch = COLLATORS[FORM_OF[type(records[0])]](examples, 0)  # margins, ties, ranks or targets, as in training
     if isinstance(records[0], PairRecord):
         flat = np.concatenate([[r[0] for r in rewards], [r[1] for r in rewards]])  # chosen rows, then rejected rows
@@ -31,6 +34,8 @@ def held_out_objective(spec, hp: dict, records: list, rewards: list) -> float:
         flat = np.zeros(tuple(batch.ranks.shape))  # (B, K), padding rows 0 (not valid)
         for b, r in enumerate(rewards):
             flat[b, : len(r)] = r
+    elif attributes:
+        return float(objective(spec, torch.as_tensor(np.concatenate(values), dtype=torch.float32), batch, hp))  # (N, A)
     else:
         flat = np.concatenate(rewards)
     return float(objective(spec, torch.as_tensor(flat, dtype=torch.float32).flatten(), batch, hp))
@@ -49,16 +54,19 @@ def evaluate_records(model, tokenizer, records: list, batch_size: int = 16, max_
         pairs     ``analyze.pair_headline``: accuracy 1[Δ > 0] (a reward tie is wrong), reward ties,
                   mean margin, BT loss on the strict pairs; data-tie pairs counted apart
         rankings  ``analyze.rank_table``: pooled pairwise accuracy (``accuracy``) and best-of-K accuracy
-        ratings   ``analyze.rating_analysis``: Pearson / Spearman of reward with score
+        ratings   ``analyze.rating_analysis``: Pearson / Spearman of reward with score; a multi-attribute RM also
+                  ``attribute_outputs``: RMSE, Pearson, Spearman of each of its outputs (``analyze.attribute_analysis``)
         labels    ``analyze.label_analysis`` at the fixed threshold 0: accuracy of 1[reward ≥ 0] against
                   the label (σ(r) ≥ ½ for the pointwise losses; ``rewardlab eval --threshold 0``)
     ``loss`` = (catalogue spec, hyperparameters): ``loss`` is then the training objective on these records
     (``held_out_objective``; for ``bt`` the same number as the BT loss above), as TRL's ``eval_loss`` is.
     The full evaluation (CIs, calibration, length bias, reports) is ``eval.run.run_eval``.
     """
-    scored = score_dataset(model, tokenizer, records, batch_size, max_length, truncation_side, progress=progress)
-    rewards = scored.rewards
     first = records[0] if records else None
+    names = getattr(model, "attributes", None) if isinstance(first, RatingRecord) else None
+    scored = score_dataset(model, tokenizer, records, batch_size, max_length, truncation_side, progress=progress,
+                           attributes=bool(names))
+    rewards = scored.rewards
     if isinstance(first, PairRecord):
         r = np.stack(rewards)  # (B, 2)
         metrics = analyze.pair_headline(r[:, 0], r[:, 1], tie=np.array([x.tie for x in records], bool))
@@ -70,12 +78,15 @@ def evaluate_records(model, tokenizer, records: list, batch_size: int = 16, max_
         target = np.array([analyze.rating_target(x) for x in records], float)
         ra = analyze.rating_analysis(np.concatenate(rewards), target)
         metrics = {"pearson": ra["pearson"], "spearman": ra["spearman"], "n": ra["n"]}
+        if names:
+            metrics["attribute_outputs"] = analyze.attribute_analysis(np.concatenate(scored.attributes),
+                                                                      analyze.attribute_targets(records, names), names)
     elif isinstance(first, LabelRecord):
         la = analyze.label_analysis(np.concatenate(rewards), np.array([x.label for x in records], float), threshold=0.0)
         metrics = {"accuracy": la["accuracy"], "n": la["n"]}
     else:
         metrics = {"n": 0}
     if loss is not None and records:
-        metrics["loss"] = held_out_objective(*loss, records, rewards)
+        metrics["loss"] = held_out_objective(*loss, records, rewards, names, scored.attributes)
     metrics["truncation"] = scored.truncation
     return metrics

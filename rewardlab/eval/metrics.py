@@ -49,6 +49,7 @@ __all__ = [
     "best_of_n_expectation",
     "roc_auc",
     "label_metrics",
+    "regression_metrics",
     "annotator_agreement",
     "paired_difference",
 ]
@@ -718,6 +719,25 @@ def label_metrics(scores, labels, threshold: float | None = None) -> dict:
         "n": int(len(y)),
         "n_pos": int(truth.sum()),
     }
+
+
+# --------------------------------------------------------------------------- ratings as regression targets
+
+
+def regression_metrics(pred, target) -> dict:
+    """How well predicted values fit ratings (a multi-attribute RM's output for one attribute vs its ratings),
+    over the n entries whose target is not NaN (NaN = not rated):
+
+        rmse = sqrt(mean (pred − target)²),  pearson, spearman (None when undefined), n
+
+    Returns {"rmse", "pearson", "spearman", "n"}; rmse is None when nothing is rated.
+    """
+    p, t = _vector(pred, "pred"), _vector(target, "target", allow_nan=True)
+    _same_length(pred=p, target=t)
+    has = ~np.isnan(t)
+    p, t = p[has], t[has]
+    return {"rmse": float(np.sqrt(np.mean((p - t) ** 2))) if len(t) else None,
+            "pearson": _correlation(stats.pearsonr, p, t), "spearman": _correlation(stats.spearmanr, p, t), "n": int(len(t))}
 
 
 # --------------------------------------------------------------------------- annotators and comparisons

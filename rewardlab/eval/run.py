@@ -8,6 +8,7 @@ Flow (each step is a function of this package, traceable from a flag):
     --batch-size, --max-length, --truncation-side, --padding-side → evaluate.score_dataset
     --normalize → reward_model.normalize_rewards (the training-reward mean/std saved with the model)
     form → analyze.pair_analysis / ranking_analysis / rating_analysis / label_analysis (+ RewardBench scores)
+    a multi-attribute RM on ratings → analyze.attribute_analysis (each output against its ratings: attribute_outputs)
     several models → analyze.paired_differences
     --output F.json → the result as JSON;  --output DIR → results.json, examples.jsonl, report.html + PNGs
     --overwrite → checkpoint.refuse_existing_output (an --output holding results is refused first, unless given)
@@ -78,8 +79,10 @@ def _prompt_key(prompt) -> str:
     return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
 
-def analyse(data: EvalData, rewards: list, lengths: list, cfg: EvalConfig) -> tuple[dict, np.ndarray, dict]:
-    """(metrics, per-example correctness for paired comparisons, pairs for the report's plots)."""
+def analyse(data: EvalData, rewards: list, lengths: list, cfg: EvalConfig,
+            outputs: tuple[list, list] | None = None) -> tuple[dict, np.ndarray, dict]:
+    """(metrics, per-example correctness for paired comparisons, pairs for the report's plots). ``outputs``:
+    (attribute names, ``ScoredRecords.attributes``) of a multi-attribute RM on ratings → ``attribute_outputs``."""
     recs, n_boot, seed = data.records, cfg.bootstrap, cfg.seed
     if data.form == "pairs":
         r = np.stack(rewards)  # (B, 2)
@@ -130,6 +133,9 @@ def analyse(data: EvalData, rewards: list, lengths: list, cfg: EvalConfig) -> tu
         groups = [_prompt_key(x.prompt) for x in recs]
         ln = np.concatenate(lengths)
         metrics = A.rating_analysis(pred, target, groups=groups, attributes=attributes, lengths=ln)
+        if outputs:
+            names, values = outputs
+            metrics["attribute_outputs"] = A.attribute_analysis(np.concatenate(values), A.attribute_targets(recs, names), names)
         idx = {}
         for i, g in enumerate(groups):
             idx.setdefault(g, []).append(i)
@@ -151,8 +157,10 @@ def analyse(data: EvalData, rewards: list, lengths: list, cfg: EvalConfig) -> tu
 # --------------------------------------------------------------------------- per-example rows
 
 
-def example_rows(data: EvalData, scored: dict[str, tuple[list, list]]) -> list[dict]:
-    """One JSON-able row per record with its rewards (and every compared model's under ``rewards_by_model``)."""
+def example_rows(data: EvalData, scored: dict[str, tuple]) -> list[dict]:
+    """One JSON-able row per record with its rewards (and every compared model's under ``rewards_by_model``; a
+    multi-attribute RM's outputs under ``rewards``). ``scored``: model name → (rewards, lengths, (attribute names,
+    attribute values) or None)."""
     names = list(scored)
     first = names[0]
     rows = []
@@ -171,6 +179,9 @@ def example_rows(data: EvalData, scored: dict[str, tuple[list, list]]) -> list[d
                 row.update({"n_chosen": data.n_chosen[b], "id": data.ids[b]})
         elif data.form == "ratings":
             row.update({"reward": float(rw[0]), "score": rec.score, "scores": rec.scores, "length": int(ln[0])})
+            if scored[first][2]:  # a multi-attribute RM's outputs
+                attribute_names, values = scored[first][2]
+                row["rewards"] = dict(zip(attribute_names, map(float, values[b][0])))
         else:
             row.update({"reward": float(rw[0]), "label": rec.label, "length": int(ln[0])})
         if len(names) > 1:
@@ -262,6 +273,9 @@ def write_outputs(out_dir: Path, result: dict, rows: list[dict], plot: dict, cfg
                 tables[name] = [{"part": k, "score": v} for k, v in result[key].items() if not isinstance(v, dict)]
         if result.get("subsets"):
             tables["Accuracy per subset"] = [{"subset": k, **v} for k, v in result["subsets"].items()]
+        if result.get("attribute_outputs"):
+            tables["Multi-attribute RM: each output against its ratings"] = [
+                {"attribute": k, **v} for k, v in result["attribute_outputs"].items()]
         metrics = _for_report({k: v for k, v in result.items() if k not in ("data", "truncation")})
         if "rewards" in plot:  # labels
             path = write_label_report(out_dir, metrics, plot["rewards"], plot["labels"], threshold=result["threshold"],
@@ -310,8 +324,9 @@ def run_eval(cfg: EvalConfig) -> dict:
         append_eos = cfg.append_eos if cfg.implicit else None  # None: the convention load_reward_model resolved
         sequence = meta.get("sequence") or {"append_eos": bool(cfg.append_eos), "source": "flag" if cfg.append_eos is not None else "default"}
         print(f"eval {name}: append_eos={sequence['append_eos']} ({sequence['source']})", file=sys.stderr)
+        names_a = getattr(model, "attributes", None) if data.form == "ratings" else None  # a multi-attribute RM's outputs
         s = score_dataset(model, tokenizer, data.records, cfg.batch_size, max_length, cfg.truncation_side,
-                          cfg.padding_side, append_eos, cfg.progress, cfg.shared_prompt)
+                          cfg.padding_side, append_eos, cfg.progress, cfg.shared_prompt, attributes=bool(names_a))
         if cfg.explain and name == names[0]:
             explained = explain_worst(model, tokenizer, data, s.rewards, cfg, max_length)
         del model
@@ -320,10 +335,11 @@ def run_eval(cfg: EvalConfig) -> dict:
                   f"and records of two or more responses; every sequence was scored in full (same rewards)", file=sys.stderr)
         if cfg.normalize:
             s = s._replace(rewards=[normalize_rewards(r, meta.get("reward_stats"), path) for r in s.rewards])
-        metrics, correct, p = analyse(data, s.rewards, s.lengths, cfg)
+        outputs = (names_a, s.attributes) if names_a else None
+        metrics, correct, p = analyse(data, s.rewards, s.lengths, cfg, outputs)
         metrics["notes"] = data.notes + metrics.get("notes", [])
         plot = plot if plot is not None else p
-        scored[name] = (s.rewards, s.lengths)
+        scored[name] = (s.rewards, s.lengths, outputs)
         correct_by_model[name] = correct
         per_model[name] = {**metrics, "model": path, "max_length": max_length, "truncation": s.truncation, "sequence": sequence,
                            "normalized": bool(cfg.normalize), "reward_stats": meta.get("reward_stats"),

@@ -147,5 +147,5 @@ def prefix_rewards(rm, ids: list[int], positions: list[int]) -> list[float] | No
     mask = torch.ones_like(x)
     base = getattr(rm.model, rm.model.base_model_prefix)
     hidden = base(input_ids=x, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1)).last_hidden_state  # (1, T, C)
-    rewards = rm.model.score(hidden[0, positions]).squeeze(-1)  # (R,)
+    rewards, _ = rm.head_rewards(rm.model.score(hidden[0, positions]))  # (R,); a multi-attribute RM: the weighted sum
     return [float(v) for v in rewards.float().cpu()]

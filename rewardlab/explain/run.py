@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardlab.checkpoint import write_json_atomic
+from rewardlab.checkpoint import refuse_existing_output, write_json_atomic
 from rewardlab.config import CONFIG_FILE, ExplainConfig, save_config
 from rewardlab.data.formats import LoadReport, load_records, source_rows
 from rewardlab.data.records import DataError, check_nonempty_response, check_text, require
@@ -126,12 +126,6 @@ def probe_model(rm, tokenizer, form: str, records: list, cfg: ExplainConfig, max
                       cfg.rewrite.split(":")[-1] if cfg.rewrite else "rewrite")
 
 
-def check_output(out: Path, overwrite: bool) -> None:
-    if (out / "explanations.jsonl").exists() and not overwrite:
-        raise ValueError(f"{out} already holds explanations (explanations.jsonl); pass --overwrite to replace them "
-                         f"or choose another --output")
-
-
 def run_explain(cfg: ExplainConfig, log=print) -> dict:
     """Explain ``cfg.model`` on ``cfg.input`` into ``cfg.output``; returns the summary the CLI prints."""
     from rewardlab import report as R
@@ -142,7 +136,7 @@ def run_explain(cfg: ExplainConfig, log=print) -> dict:
     if cfg.rewrite:
         load_rewrite(cfg.rewrite)  # refused before any work
     out = Path(cfg.output)
-    check_output(out, cfg.overwrite)
+    refuse_existing_output(out, ["explanations.jsonl", "probes.json", "report.html"], overwrite=cfg.overwrite)
     form, records, rep = read_input(cfg.input, cfg.on_bad_record, cfg.limit)
     if not records:
         raise ValueError(f"no records loaded from {cfg.input} ({rep.n_skipped} skipped)")

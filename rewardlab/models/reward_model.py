@@ -1,6 +1,10 @@
-"""A reward model is a Hugging Face backbone plus a scalar head.
+"""A reward model is a Hugging Face backbone plus a scalar head (or a head of A attributes and their weights).
 
-Any ``AutoModelForSequenceClassification`` with ``num_labels=1`` works. Two poolings:
+Any ``AutoModelForSequenceClassification`` with ``num_labels=1`` works. A multi-attribute RM (HelpSteer2-style
+ratings, ``rewardlab train --attributes``) has ``num_labels = A``: its head gives A attribute values, its config
+names them (``id2label``) and holds the weights of its reward (``attribute_weights``):
+r = Σ_a w_a·value_a (the regression RMs of SteerLM / NeMo-Aligner, scalarised by fixed weights; ArmoRM's
+prompt-dependent gating of the weights is not implemented). Two poolings:
 
 - ``last_token`` (decoders: Llama, GPT-2, Qwen, …): the head is applied to the hidden state of the
   rightmost token that is neither padding (attention mask 0) nor the pad token id
@@ -16,9 +20,11 @@ loads it and gives the same rewards.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from rewardlab.checkpoint import read_metadata
 from rewardlab.data.sequence import describe, resolve_append_eos
@@ -28,6 +34,38 @@ from rewardlab.models.loading import load_pretrained
 from rewardlab.types import RewardOutput
 
 POOLINGS = ("last_token", "model")
+ATTRIBUTE_WEIGHTS = "attribute_weights"  # the HF config key of a multi-attribute RM's reward weights
+
+
+def set_attributes(config, names: list[str], weights: list[float] | None = None) -> list[float]:
+    """Make ``config`` (of an A-label sequence classifier) describe a multi-attribute RM: ``id2label`` /
+    ``label2id`` name the A outputs, ``attribute_weights`` (default 1/A each: the mean) make its reward
+    r = Σ_a w_a·value_a, and ``problem_type`` "regression" (plain transformers then fits the outputs by MSE).
+    Returns the weights."""
+    names = [str(n) for n in names]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"attributes must be distinct and non-empty, got {names}")
+    if config.num_labels != len(names):
+        raise ValueError(f"{len(names)} attributes but the head has {config.num_labels} outputs")
+    weights = [1.0 / len(names)] * len(names) if not weights else [float(w) for w in weights]
+    if len(weights) != len(names) or not all(math.isfinite(w) for w in weights):
+        raise ValueError(f"attribute weights must be {len(names)} finite numbers (one per attribute), got {weights}")
+    config.id2label = dict(enumerate(names))
+    config.label2id = {n: i for i, n in enumerate(names)}
+    setattr(config, ATTRIBUTE_WEIGHTS, weights)
+    config.problem_type = "regression"
+    return weights
+
+
+def attribute_spec(config) -> tuple[list[str], list[float]] | None:
+    """(names, weights) of a multi-attribute RM's config (``set_attributes``); None for a scalar RM."""
+    weights = getattr(config, ATTRIBUTE_WEIGHTS, None)
+    if weights is None:
+        return None
+    names = [str(config.id2label[i]) for i in range(config.num_labels)]
+    if len(weights) != len(names):
+        raise ValueError(f"config.{ATTRIBUTE_WEIGHTS} has {len(weights)} weights for {len(names)} outputs")
+    return names, [float(w) for w in weights]
 
 
 def default_pooling(model: PreTrainedModel) -> str:
@@ -59,7 +97,8 @@ def _at(hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
 
 
 class RewardModel(nn.Module):
-    """Backbone + scalar head. ``forward`` returns rewards of shape (N,).
+    """Backbone + head. ``forward`` returns rewards of shape (N,); a multi-attribute RM also its A attribute
+    values (``RewardOutput.attributes``, (N, A)), whose weighted sum the rewards are (``head_rewards``).
 
     On a CPU, a ``last_token`` RM runs its last layer at the pooled token only
     (:mod:`rewardlab.models.pooled`; same rewards and gradients, 14–22% fewer FLOPs on the benchmark
@@ -73,8 +112,11 @@ class RewardModel(nn.Module):
 
     def __init__(self, model: PreTrainedModel, pooling: str | None = None, append_eos: bool = False):
         super().__init__()
-        if model.config.num_labels != 1:
-            raise ValueError(f"a reward model needs num_labels=1, the backbone has {model.config.num_labels}")
+        spec = attribute_spec(model.config)
+        if spec is None and model.config.num_labels != 1:
+            raise ValueError(f"a reward model needs num_labels=1, or one label per attribute with their weights "
+                             f"(config.{ATTRIBUTE_WEIGHTS}, as `rewardlab train --attributes` writes it); the backbone has "
+                             f"{model.config.num_labels} labels and no weights")
         pooling = pooling or default_pooling(model)
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; known: {', '.join(POOLINGS)}")
@@ -84,10 +126,19 @@ class RewardModel(nn.Module):
         self.pooling = pooling
         self.append_eos = append_eos  # the sequence convention this RM reads (rewardlab.data.sequence)
         self._pooled_state = None  # None: not tried yet; "on": checked against the full forward; "off": not used
+        self.attributes = spec[0] if spec else None  # names of the head's A outputs; None for a scalar RM
+        self.register_buffer("attribute_weights", torch.tensor(spec[1]) if spec else None, persistent=False)  # (A,)
 
     @property
     def config(self):
         return self.model.config
+
+    def head_rewards(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(rewards (N,), attribute values (N, A) or None) from the head's output (N, 1) or (N, A): a scalar RM's
+        one output, or a multi-attribute RM's weighted sum r = Σ_a w_a·logits_a."""
+        if self.attribute_weights is None:
+            return logits.squeeze(-1), None
+        return logits @ self.attribute_weights.to(logits.dtype), logits  # (N,), (N, A)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_hidden: bool = False) -> RewardOutput:
         # input_ids, attention_mask: (N, T)
@@ -102,21 +153,22 @@ class RewardModel(nn.Module):
             if pooled is None:
                 hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state  # (N, T, C)
                 pooled = _at(hidden, last)  # (N, C)
-            rewards = self.model.score(pooled).squeeze(-1)  # (N,)
-            return RewardOutput(rewards, pooled if return_hidden else None)
+            rewards, attributes = self.head_rewards(self.model.score(pooled))  # (N,), (N, A) or None
+            return RewardOutput(rewards, pooled if return_hidden else None, attributes)
         captured = {}
         hook = None
         if return_hidden:
             hook = _head(self.model).register_forward_hook(lambda m, args, out: captured.setdefault("h", args[0]))
         try:
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (N, 1)
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (N, 1) or (N, A)
         finally:
             if hook is not None:
                 hook.remove()
         hidden = captured.get("h")
         if hidden is not None and hidden.dim() == 3:  # heads that pool inside (e.g. RoBERTa): take the first token
             hidden = hidden[:, 0]
-        return RewardOutput(logits.squeeze(-1), hidden)
+        rewards, attributes = self.head_rewards(logits)
+        return RewardOutput(rewards, hidden, attributes)
 
     def _pooled_trainable(self, base) -> bool:
         """With gradients, the pooled last layer is the same computation unless activations are recomputed
@@ -168,8 +220,10 @@ def load_backbone(
     tokenizer_name: str | None = None,
     gguf_file: str | None = None,
     allow_pickle: bool = False,
+    num_labels: int | None = 1,
 ):
-    """Load (model, tokenizer) from a local folder or a hub id, as a 1-label sequence classifier.
+    """Load (model, tokenizer) from a local folder or a hub id, as a ``num_labels``-label sequence classifier
+    (default 1; None: the checkpoint's own head when its config holds attribute weights, else 1).
 
     A causal LM checkpoint gets a fresh, randomly initialised score head (transformers warns about it).
     A tokenizer without a pad token gets one: its EOS token, or a new ``<pad>`` token if it has no EOS
@@ -179,8 +233,15 @@ def load_backbone(
     """
     tokenizer = load_pretrained(AutoTokenizer, tokenizer_name or name_or_path, trust_remote_code=trust_remote_code, weights=False,
                                 gguf_file=None if tokenizer_name else gguf_file)
+    head = {"num_labels": 1}
+    if num_labels is None:  # a saved multi-attribute RM loads as it was saved: its A outputs and their names
+        config = load_pretrained(AutoConfig, name_or_path, trust_remote_code=trust_remote_code, weights=False,
+                                 **({"gguf_file": gguf_file} if gguf_file else {}))
+        head = {} if attribute_spec(config) else head
+    elif num_labels != 1:  # a head of another size than the checkpoint's starts fresh (transformers reports it)
+        head = {"id2label": {i: f"LABEL_{i}" for i in range(num_labels)}, "ignore_mismatched_sizes": True}
     model = load_pretrained(AutoModelForSequenceClassification, name_or_path, trust_remote_code=trust_remote_code,
-                            allow_pickle=allow_pickle, num_labels=1, dtype=dtype, **model_kwargs(gguf_file))
+                            allow_pickle=allow_pickle, dtype=dtype, **head, **model_kwargs(gguf_file))
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -222,16 +283,20 @@ def normalize_rewards(rewards, stats: dict | None, where: str = "the model"):
 def load_reward_model(name_or_path: str, *, trust_remote_code: bool = False, dtype: torch.dtype | None = None,
                       append_eos: bool | None = None, allow_pickle: bool = False):
     """Load a saved reward model (rewardlab's, TRL's, OpenRLHF's or any 1-label HF classifier): (RewardModel, tokenizer, meta).
+    A multi-attribute RM loads with its A outputs and gives their weighted sum as its reward (``RewardModel.head_rewards``);
+    ``meta["attributes"]`` is then {"names", "weights"} (None for a scalar RM).
 
     The sequence convention is resolved here (:func:`rewardlab.data.sequence.resolve_append_eos`: the
     ``append_eos`` argument, else what ``rewardlab.json`` recorded, else the ecosystem's default) and set on the
     model; ``meta["sequence"]`` says what was chosen and why, ``meta["reward_stats"]`` the saved reward mean/std.
     """
-    model, tokenizer = load_backbone(name_or_path, trust_remote_code=trust_remote_code, dtype=dtype, allow_pickle=allow_pickle)
+    model, tokenizer = load_backbone(name_or_path, trust_remote_code=trust_remote_code, dtype=dtype, allow_pickle=allow_pickle,
+                                     num_labels=None)
     meta = read_metadata(name_or_path)
     model.eval()
     rm = RewardModel(model, pooling=meta.get("pooling"))
     rm.append_eos, source = resolve_append_eos(append_eos, meta, tokenizer, rm.pooling)
     meta = {**meta, "sequence": {**describe(rm.append_eos, tokenizer, rm.pooling), "source": source},
-            "reward_stats": reward_stats(meta, model.config)}
+            "reward_stats": reward_stats(meta, model.config),
+            "attributes": dict(zip(("names", "weights"), attribute_spec(model.config))) if rm.attributes else None}
     return rm, tokenizer, meta

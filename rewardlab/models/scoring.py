@@ -140,8 +140,10 @@ def pad_multiple(device: torch.device) -> int:
 
 @torch.inference_mode()
 def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, progress: bool = False,
-              padding_side: str = "right", prompt_tokens: list[int] | None = None, multiple: int | None = None) -> np.ndarray:
-    """Rewards (N,) for token-id sequences, in input order.
+              padding_side: str = "right", prompt_tokens: list[int] | None = None, multiple: int | None = None,
+              attributes: bool = False):
+    """Rewards (N,) for token-id sequences, in input order; with ``attributes``, (rewards (N,), attribute values
+    (N, A)) of a multi-attribute RM (``RewardModel.attributes`` names the A columns), from the same forward.
 
     Sequences are sorted by length (longest first, so a memory problem shows at once), scored
     ``batch_size`` at a time padded on ``padding_side`` (lengths rounded up to ``multiple``, default
@@ -158,6 +160,7 @@ def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, p
     model.eval()
     order = np.argsort([-len(s) for s in seqs], kind="stable")
     out = np.empty(len(seqs), dtype=np.float64)
+    attrs = np.empty((len(seqs), len(_attribute_names(model, attributes))), dtype=np.float64)  # (N, A)
     device = next(model.parameters()).device
     multiple = multiple or pad_multiple(device)
     starts = range(0, len(seqs), batch_size)
@@ -171,11 +174,24 @@ def score_ids(model, seqs: list[list[int]], pad_id: int, batch_size: int = 16, p
         ids, mask = pad(batch, pad_id, multiple, padding_side)  # (b, T)
         if needs_mask:
             rmask = _response_mask([max(len(s), 1) for s in batch], [prompt_tokens[i] for i in idx], ids.shape[1], padding_side)
-            rewards = model(ids.to(device), mask.to(device), rmask.to(device)).rewards  # (b,)
+            got = model(ids.to(device), mask.to(device), rmask.to(device))
         else:
-            rewards = model(ids.to(device), mask.to(device)).rewards  # (b,)
-        out[idx] = rewards.float().cpu().numpy()
-    return out
+            got = model(ids.to(device), mask.to(device))
+        out[idx] = got.rewards.float().cpu().numpy()  # (b,)
+        if attributes:
+            attrs[idx] = got.attributes.float().cpu().numpy()  # (b, A)
+    return (out, attrs) if attributes else out
+
+
+def _attribute_names(model, attributes: bool) -> list:
+    """The attribute names of a multi-attribute RM when ``attributes`` is asked for ([] when not asked); an error
+    for a scalar RM."""
+    if not attributes:
+        return []
+    names = getattr(model, "attributes", None)
+    if not names:
+        raise ValueError(f"{type(model).__name__} gives one reward, not attribute values (not a multi-attribute RM)")
+    return names
 
 
 def shared_prefixes(seqs: list[list[int]], owner: list[int]) -> tuple[list[list[int]], list[int]]:
@@ -231,8 +247,9 @@ def _strip_trailing(seq: list[int], pad_id: int | None) -> list[int]:
 
 @torch.inference_mode()
 def score_shared_prefix(model, seqs: list[list[int]], owner: list[int], pad_id: int, batch_size: int = 16,
-                        progress: bool = False) -> np.ndarray:
-    """Rewards (N,) in input order, each shared prompt encoded once and its responses appended.
+                        progress: bool = False, attributes: bool = False):
+    """Rewards (N,) in input order, each shared prompt encoded once and its responses appended (with
+    ``attributes``: (rewards, attribute values (N, A)), as ``score_ids``).
 
     For a record with K sequences sharing a prefix of P tokens, a plain forward computes the prefix
     K times; here the prefix goes through the decoder once (G prefixes, left-padded, (G, P)), its KV
@@ -245,9 +262,14 @@ def score_shared_prefix(model, seqs: list[list[int]], owner: list[int], pad_id: 
     seqs = [_strip_trailing(s, pad_id) for s in seqs]  # not read (``reward_positions``), and a decoder's earlier tokens never see them
     groups, plen = shared_prefixes(seqs, owner)
     out = np.empty(len(seqs), dtype=np.float64)
+    attrs = np.empty((len(seqs), len(_attribute_names(model, attributes))), dtype=np.float64)  # (N, A)
     flat = [n for g, p in zip(groups, plen) if p == 0 for n in g]
     if flat:
-        out[flat] = score_ids(model, [seqs[n] for n in flat], pad_id, batch_size)
+        got = score_ids(model, [seqs[n] for n in flat], pad_id, batch_size, attributes=attributes)
+        if attributes:
+            out[flat], attrs[flat] = got
+        else:
+            out[flat] = got
     todo = [i for i, p in enumerate(plen) if p > 0]
     todo.sort(key=lambda i: -max(len(seqs[n]) for n in groups[i]) + plen[i])  # longest suffix first: suffixes are most of the work
     model.eval()
@@ -285,8 +307,11 @@ def score_shared_prefix(model, seqs: list[list[int]], owner: list[int], pad_id: 
                       **{cache_arg: cache}).last_hidden_state  # (N, S, C)
         last = smask.sum(-1) - 1  # (N,) last real suffix token
         pooled = hidden[torch.arange(hidden.shape[0], device=device), last]  # (N, C)
-        out[members] = model.model.score(pooled).squeeze(-1).float().cpu().numpy()
-    return out
+        rewards, values = model.head_rewards(model.model.score(pooled))  # (N,), (N, A) or None
+        out[members] = rewards.float().cpu().numpy()
+        if attributes:
+            attrs[members] = values.float().cpu().numpy()
+    return (out, attrs) if attributes else out
 
 
 def model_append_eos(model, append_eos: bool | None = None) -> bool:
@@ -297,31 +322,36 @@ def model_append_eos(model, append_eos: bool | None = None) -> bool:
 
 def score_texts(model, tokenizer, prompts: list, responses: list, batch_size: int = 16, max_length: int = 512,
                 truncation_side: str = "left", progress: bool = False, multiple: int | None = None,
-                append_eos: bool | None = None) -> tuple[np.ndarray, dict]:
-    """Rewards for (prompt, response) pairs of text or chat messages; also the truncation report.
+                append_eos: bool | None = None, attributes: bool = False) -> tuple:
+    """Rewards for (prompt, response) pairs of text or chat messages; also the truncation report: (rewards (N,),
+    report), or with ``attributes`` (rewards, report, attribute values (N, A)) of a multi-attribute RM.
     ``append_eos``: None follows the model's convention (``model_append_eos``)."""
     encoder = Encoder(tokenizer, max_length, truncation_side, model_append_eos(model, append_eos))
     seqs = [encoder.encode_example(p, [r], ["response"])[0] for p, r in zip(prompts, responses)]
-    return score_ids(model, seqs, tokenizer.pad_token_id, batch_size, progress, multiple=multiple), encoder.report.summary()
+    got = score_ids(model, seqs, tokenizer.pad_token_id, batch_size, progress, multiple=multiple, attributes=attributes)
+    return (got[0], encoder.report.summary(), got[1]) if attributes else (got, encoder.report.summary())
 
 
 class ScoredRecords(NamedTuple):
     """Rewards and response lengths per record, in record order.
 
     rewards[b], lengths[b]: (2,) [chosen, rejected] for a pair, (K,) for a ranking, (1,) for a rating / label.
-    lengths are response tokens before truncation.
+    lengths are response tokens before truncation. attributes[b]: (2, A), (K, A) or (1, A) attribute values of a
+    multi-attribute RM when asked for (``score_dataset(attributes=True)``), else None.
     """
 
     rewards: list
     lengths: list
     truncation: dict
     shared_prompt: bool = False  # True when prompts were encoded once (``score_shared_prefix``)
+    attributes: list | None = None
 
 
 def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512,
                   truncation_side: str = "left", padding_side: str = "right", append_eos: bool | None = None,
-                  progress: bool = False, shared_prompt: bool = False) -> ScoredRecords:
-    """Encode (``encode_sequences``) and score records; regroup per record.
+                  progress: bool = False, shared_prompt: bool = False, attributes: bool = False) -> ScoredRecords:
+    """Encode (``encode_sequences``) and score records; regroup per record. ``attributes``: also the attribute values
+    of a multi-attribute RM (``ScoredRecords.attributes``).
 
     With ``shared_prompt`` and a decoder that takes a KV cache, the prompt of a pair or ranking is
     encoded once (``score_shared_prefix``); otherwise every sequence runs in full (``score_ids``,
@@ -333,16 +363,20 @@ def score_dataset(model, tokenizer, records: list, batch_size: int = 16, max_len
     enc = encode_sequences(records, tokenizer, max_length, truncation_side, model_append_eos(model, append_eos))
     shared = shared_prompt and supports_shared_prefix(model) and len(enc.ids) > len(records)
     if shared:
-        flat = score_shared_prefix(model, enc.ids, enc.owner, tokenizer.pad_token_id, batch_size, progress)
+        flat = score_shared_prefix(model, enc.ids, enc.owner, tokenizer.pad_token_id, batch_size, progress, attributes)
     else:
-        flat = score_ids(model, enc.ids, tokenizer.pad_token_id, batch_size, progress, padding_side, enc.prompt_tokens)
-    rewards, lengths, i = [], [], 0
+        flat = score_ids(model, enc.ids, tokenizer.pad_token_id, batch_size, progress, padding_side, enc.prompt_tokens,
+                         attributes=attributes)
+    flat, values = flat if attributes else (flat, None)  # (N,), (N, A) or None
+    rewards, lengths, per_record, i = [], [], [], 0
     counts = np.bincount(np.asarray(enc.owner, dtype=np.int64), minlength=len(records)) if records else []
     for c in counts:
         rewards.append(flat[i: i + c])
         lengths.append(np.asarray(enc.response_tokens[i: i + c], dtype=np.float64))
+        if values is not None:
+            per_record.append(values[i: i + c])
         i += c
-    return ScoredRecords(rewards, lengths, enc.report.summary(), shared)
+    return ScoredRecords(rewards, lengths, enc.report.summary(), shared, per_record if attributes else None)
 
 
 def score_records(model, tokenizer, records: list, batch_size: int = 16, max_length: int = 512, truncation_side: str = "left",

@@ -1,4 +1,5 @@
-"""Policy optimisation against rewards: sampling, best-of-N, RWR, RAFT, REINFORCE, RLOO, PPO, and
+"""Policy optimisation against rewards: sampling, best-of-N, RWR, RAFT, REINFORCE, RLOO, PPO, MLE + λ·RL
+(``mle_rl``, with its λ sweep), sequence-level distillation from a teacher (``distill``), and
 over-optimisation curves (gold and proxy vs √KL with Gao et al.'s fits).
 
     >>> from rewardlab.optimize import OptimizeConfig, optimize

@@ -198,6 +198,21 @@ def policy_gradient_loss(seq_logp: torch.Tensor, adv: torch.Tensor) -> torch.Ten
     return -(adv.detach() * seq_logp).mean()
 
 
+def mle_rl_loss(nll: torch.Tensor, seq_logp: torch.Tensor, adv: torch.Tensor, lam: float) -> torch.Tensor:
+    """Maximum likelihood on references mixed with a policy-gradient estimate of the reward (scalar):
+
+        L = NLL − λ · (1/N) Σ_i A_i log π(y_i | x_i)
+
+    ``nll`` is the mean token negative log-likelihood of the reference completions (scalar, with its graph),
+    ``seq_logp`` (N,) log π of the policy's own samples, ``adv`` (N,) their advantages (treated as constants;
+    the run uses RLOO's leave-one-out baseline). λ = 0 is plain MLE; as λ grows the reward term dominates
+    and, up to the scale of the step, the update approaches REINFORCE / RLOO. The mixed ML + RL objective of
+    Paulus et al. 2017 (arXiv 1705.04304) is (1 − γ)·L_ml + γ·L_rl, i.e. this L scaled by 1 − γ with
+    λ = γ / (1 − γ). No default λ here; ``OptimizeConfig.mle_lambda`` is 1.
+    """
+    return nll + lam * policy_gradient_loss(seq_logp, adv)
+
+
 # ---------------------------------------------------------------------------- KL coefficient
 
 

@@ -1,7 +1,7 @@
 """``rewardlab optimize …``: improve a policy with a reward, and measure over-optimisation.
 
 Subcommands: ``policy`` (train the tiny initial policy of the built-in task), ``bon``, ``rwr``,
-``raft``, ``reinforce``, ``rloo``, ``ppo`` (one per optimiser; options generated from
+``raft``, ``reinforce``, ``rloo``, ``ppo``, ``mle_rl``, ``distill`` (one per optimiser; options generated from
 :class:`~rewardlab.config.OptimizeConfig`, only those the method reads), and ``overopt``
 (gold and proxy vs √KL for one or several RMs, with Gao et al.'s fits). Options come from the same
 generator as the other verbs (:func:`rewardlab.config.add_config_command`, one rule for list
@@ -21,7 +21,8 @@ from rewardlab.config import (CONFIG_FILE, METHOD_FIELDS, METHODS, OptimizeConfi
                               load_config, save_config, to_dict)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Improve a policy with a reward (best-of-N, RWR, RAFT, REINFORCE, RLOO, PPO) and measure over-optimisation.")
+                  help="Improve a policy with a reward (best-of-N, RWR, RAFT, REINFORCE, RLOO, PPO, MLE + λ·RL) or distil a "
+                       "teacher into it, and measure over-optimisation.")
 
 _HELP = {
     "bon": "Best-of-N: sample N per prompt, keep the reward's best; reports gold/proxy per N and KL = log N − (N−1)/N.",
@@ -30,6 +31,10 @@ _HELP = {
     "reinforce": "REINFORCE with a moving-average baseline and a KL penalty to the reference.",
     "rloo": "REINFORCE leave-one-out: --k samples per prompt, baseline = mean reward of the others.",
     "ppo": "PPO: value head, GAE, clipped losses, per-token KL penalty (fixed or adaptive β); --advantage grpo for GRPO.",
+    "mle_rl": "MLE + λ·RL: NLL of reference completions (--prompts rows' --reference-field, or the built-in task's quality-1 "
+              "responses) − λ·RLOO policy-gradient term of --reward; --lambda 0 is plain MLE. Logs ref_nll.",
+    "distill": "Sequence-level knowledge distillation (Kim & Rush 2016): MLE on --teacher's sampled or greedy outputs; logs the "
+               "teacher–student KL (train: on the teacher's outputs; eval: on the student's samples).",
 }
 
 
@@ -117,3 +122,34 @@ def _overopt_command():
 
 
 _overopt_command()
+
+_SWEEP_FIELDS = [n for n in METHOD_FIELDS["mle_rl"] if n not in ("output", "mle_lambda", "resume", "save_every", "overwrite")]
+
+
+def _sweep_command():
+    from rewardlab.config import SweepConfig
+
+    own_fields = fields_of(SweepConfig)
+
+    def run(path, values):
+        from rewardlab.optimize.sweep import lambda_sweep
+
+        try:
+            own = SweepConfig(**{f.name: values.pop(f.name) for f, _ in own_fields if f.name in values})
+            output = Path(own.output)
+            base = load_config(OptimizeConfig, path, **values, method="mle_rl", output=own.output)
+            output.mkdir(parents=True, exist_ok=True)
+            save_config(base, output / CONFIG_FILE)  # loadable by --config; the sweep's own options follow as a comment
+            with open(output / CONFIG_FILE, "a", encoding="utf-8") as f:
+                f.write("# sweep: " + json.dumps(to_dict(own)) + "\n")
+            summary = lambda_sweep(base, own.lambdas, output, log=lambda m: typer.echo(m, err=True))
+        except (ValueError, TypeError, FileNotFoundError, OSError) as e:
+            _fail(str(e))
+        typer.echo(json.dumps(summary, default=str))
+
+    add_config_command(app, "sweep", "The λ trade-off of mle_rl: one run per --lambda (same settings and seed), then reference "
+                                     "NLL against gold and proxy reward; sweep.png/.json/.md.",
+                       own_fields + fields_of(OptimizeConfig, _SWEEP_FIELDS), run)
+
+
+_sweep_command()

@@ -41,24 +41,26 @@ def gold_task(seed: int = 0):
     return GoldTask(seed=seed)
 
 
-def encode_examples(tokenizer, prompts: Sequence[str], responses: Sequence[str], sep: str = " ",
-                    max_response_tokens: int | None = None) -> tuple[torch.Tensor, ...]:
+def encode_examples(tokenizer, prompts: Sequence, responses: Sequence[str], sep: str = " ",
+                    max_response_tokens: int | None = None, chat: bool = False,
+                    max_prompt_length: int | None = None) -> tuple[torch.Tensor, ...]:
     """(prompt_ids, prompt_mask) left-padded and (response_ids, response_mask) right-padded with EOS
-    appended — the rollout layout of :mod:`rewardlab.optimize.sampling`. ``sep`` joins prompt and response."""
+    appended — the rollout layout of :mod:`rewardlab.optimize.sampling`, the prompts encoded as the sampler
+    encodes them (``chat``, ``max_prompt_length``: :func:`~rewardlab.optimize.sampling.encode_prompts`).
+    ``sep`` joins prompt and response."""
+    from rewardlab.optimize.sampling import encode_prompts
+
     eos, pad = tokenizer.eos_token_id, pad_id(tokenizer)
     if eos is None:
         raise ValueError("SFT needs a tokenizer with an EOS token")
-    p_seqs = [tokenizer(p)["input_ids"] for p in prompts]
+    p_ids, p_mask = encode_prompts(tokenizer, prompts, chat, max_prompt_length)  # (B, P)
     r_seqs = [tokenizer(sep + r, add_special_tokens=False)["input_ids"] for r in responses]
     if max_response_tokens is not None:
         r_seqs = [s[: max_response_tokens - 1] for s in r_seqs]
     r_seqs = [s + [eos] for s in r_seqs]
-    P, R = max(map(len, p_seqs)), max(map(len, r_seqs))
-    B = len(p_seqs)
-    p_ids, p_mask = torch.full((B, P), pad), torch.zeros((B, P), dtype=torch.long)  # (B, P)
+    B, R = len(r_seqs), max(map(len, r_seqs))
     r_ids, r_mask = torch.full((B, R), pad), torch.zeros((B, R), dtype=torch.long)  # (B, R)
-    for i, (p, r) in enumerate(zip(p_seqs, r_seqs)):
-        p_ids[i, P - len(p):], p_mask[i, P - len(p):] = torch.tensor(p), 1
+    for i, r in enumerate(r_seqs):
         r_ids[i, : len(r)], r_mask[i, : len(r)] = torch.tensor(r), 1
     return p_ids, p_mask, r_ids, r_mask
 

@@ -19,10 +19,14 @@ Methods (formulas in :mod:`rewardlab.optimize.algorithms`):
     ppo        PPO with a value head, GAE, clipped policy and value losses, per-token KL penalty with a
                fixed or adaptive β (Ziegler et al. 2019; Schulman et al. 2017); ``advantage=grpo``: group-
                normalised advantages, no critic, k3 KL in the loss (Shao et al. 2024)
+    mle_rl     NLL of reference completions − λ·RLOO policy-gradient term of the reward (MLE + RL mixed, as in
+               Paulus et al. 2017); λ = 0 is MLE on the references
+    distill    sequence-level knowledge distillation: MLE on the teacher's sampled or greedy outputs (Kim & Rush 2016)
 
 Logged per step (``log.jsonl``; ``split`` = train | eval): proxy (the optimised reward), gold (when
 known), kl_k1 and kl_k3 (per completion, summed over tokens, vs the reference), entropy (per
-token), length (tokens), kl_coef, loss and method statistics; with an ``adversarial`` reward also
+token), length (tokens), kl_coef, loss and method statistics (mle_rl: ref_nll, also on eval lines; distill: the
+teacher's outputs on train lines, kl_student_teacher on eval lines); with an ``adversarial`` reward also
 disc_loss, disc_accuracy, disc_p_ref, disc_p_sample (its discriminator's update of that step). ``eval`` lines use fixed held-out
 prompts and seeds, before training, every ``eval_every`` steps and at the end.
 """
@@ -44,7 +48,7 @@ from rewardlab.optimize import algorithms as A
 from rewardlab.config import CONFIG_FILE, OptimizeConfig, save_config, to_dict, tracker_config, tracker_scalars
 from rewardlab.data.formats import SUFFIXES, DataError, file_rows, jsonl_rows
 from rewardlab.data.records import check_messages, describe
-from rewardlab.optimize.policy import gold_task, load_policy, sft_loss
+from rewardlab.optimize.policy import encode_examples, gold_task, load_policy, sft_loss
 from rewardlab.optimize.sampling import PolicyWithValue, Rollout, forward_tokens, sample
 from rewardlab.rewards import DiscriminatorReward, RunningNorm, build_reward
 from rewardlab.rewards.simple import GoldReward
@@ -58,7 +62,7 @@ EVAL_CHUNK = 64
 
 
 def reference_columns(specs) -> dict[str, str]:
-    """{column: the reward spec that reads it}: the columns of reference texts the rewards read from each prompt row
+    """{column: what reads it, "--reward SPEC"}: the columns of reference texts the rewards read from each prompt row
     (bleu, chrf, rouge, ngram, and adversarial unless steps=0; ``column=NAME`` in the spec, default ``reference``)."""
     from rewardlab.rewards.catalogue import parse_spec
 
@@ -66,7 +70,7 @@ def reference_columns(specs) -> dict[str, str]:
     for spec in specs:
         kind, _, options = parse_spec(spec)
         if kind in ("bleu", "chrf", "rouge", "ngram") or (kind == "adversarial" and options.get("steps", 1) != 0):
-            out.setdefault(str(options.get("column", "reference")), spec)
+            out.setdefault(str(options.get("column", "reference")), f"--reward {spec}")
     return out
 
 
@@ -85,7 +89,7 @@ def prompt_row(row, where: str, field: str, chat: bool, references: dict[str, st
     elif not isinstance(prompt, str) or not prompt.strip():
         expected = "a string or a list of chat messages" if chat else "a non-empty string (chat messages need --chat)"
         raise DataError(where, field, f"expected {expected}, got {describe(prompt)}")
-    for column, spec in references.items():
+    for column, reader in references.items():
         ref = row.get(column)
         texts = [ref] if isinstance(ref, str) else list(ref) if isinstance(ref, (list, tuple)) else []
         bad = [t for t in texts if not (isinstance(t, str) and t.strip())]
@@ -96,7 +100,7 @@ def prompt_row(row, where: str, field: str, chat: bool, references: dict[str, st
                 got = f"a list holding {describe(bad[0])}"
             else:
                 got = describe(ref)
-            raise DataError(where, column, f"expected the reference text of --reward {spec}: a non-empty string or a list of "
+            raise DataError(where, column, f"expected the reference text of {reader}: a non-empty string or a list of "
                                            f"them, got {got}")
     return {"prompt": prompt, **{k: v for k, v in row.items() if k not in (field, "prompt")}}
 
@@ -106,15 +110,22 @@ def load_prompt_rows(cfg: OptimizeConfig, task) -> tuple[list[dict], list[dict],
 
     ``--prompts`` is read as ``train --data`` reads a file (JSONL, or JSON / CSV / Parquet by its suffix; any other name
     as JSONL); every row is checked by :func:`prompt_row`, so a bad one stops the run here, naming file, line and field,
-    before any model is loaded."""
+    before any model is loaded. mle_rl reads ``--reference-field`` too; the built-in task's prompts get one quality-1
+    response of the task each as that field (:func:`task_references`), which a metric reward reading the same field uses."""
     references = reference_columns(cfg.reward)
+    if cfg.method == "mle_rl":
+        references.setdefault(cfg.reference_field, "mle_rl's MLE term (--reference-field)")
     if cfg.prompts is None:
-        if references:
-            column, spec = next(iter(references.items()))
-            raise ValueError(f"--reward {spec} reads a {column!r} column of reference texts, which the built-in task's prompts "
+        missing = {c: r for c, r in references.items() if not (cfg.method == "mle_rl" and c == cfg.reference_field)}
+        if missing:
+            column, reader = next(iter(missing.items()))
+            raise ValueError(f"{reader} reads a {column!r} column of reference texts, which the built-in task's prompts "
                              f"do not have: give --prompts FILE whose rows hold {column!r}")
         train = [{"prompt": p} for p in task.prompts(cfg.n_prompts, seed=cfg.task_seed)]
         held = [{"prompt": p} for p in task.prompts(cfg.eval_prompts, seed=cfg.task_seed + 10_000)]
+        if cfg.method == "mle_rl":
+            train = task_references(task, train, cfg.reference_field, seed=[cfg.task_seed, 1])
+            held = task_references(task, held, cfg.reference_field, seed=[cfg.task_seed, 2])
         return train, held, True
     path = Path(cfg.prompts)
     if path.is_dir():
@@ -130,6 +141,23 @@ def load_prompt_rows(cfg: OptimizeConfig, task) -> tuple[list[dict], list[dict],
         raise ValueError(f"{cfg.prompts} has {len(rows)} prompts; need more than --eval-prompts={cfg.eval_prompts} "
                          "(the last eval_prompts rows are held out)")
     return rows[: -cfg.eval_prompts], rows[-cfg.eval_prompts:], False
+
+
+def task_references(task, rows: list[dict], field: str, seed) -> list[dict]:
+    """``rows`` with ``field`` = one quality-1 response of the built-in task to each prompt
+    (``GoldTask.sample_responses(prompt, 1, rng, quality=1.0)``: positive, on topic, near the target length, no
+    filler; gold ≈ +1.2 against ≈ −0.7 for the tiny policy's samples); a pure function of ``seed`` and the prompts."""
+    rng = np.random.default_rng(seed)
+    return [{**r, field: task.sample_responses(r["prompt"], 1, rng, quality=1.0)[0]} for r in rows]
+
+
+def references_of(rows: list[dict], field: str, rng: np.random.Generator | None = None) -> list[str]:
+    """One reference text per row: the row's string, or from a list of them one drawn by ``rng`` (the first without)."""
+    out = []
+    for r in rows:
+        ref = r[field]
+        out.append(ref if isinstance(ref, str) else ref[0] if rng is None else ref[int(rng.integers(len(ref)))])
+    return out
 
 
 def columns_of(rows: list[dict]) -> dict[str, list]:
@@ -193,6 +221,7 @@ class Session:
                     else load_policy(cfg.reference, allow_pickle=cfg.allow_pickle)[0])
         self.ref.requires_grad_(False)
         self.ref.eval().to(self.acc.device)
+        self.teacher = self.load_teacher() if cfg.method == "distill" else None  # distill: its KL to the student is logged
         self.module = PolicyWithValue(lm, value_head=value_head).to(self.acc.device)
         self.module.train()
         self.optimizer = None
@@ -204,6 +233,32 @@ class Session:
     @property
     def lm(self):
         return self.acc.unwrap_model(self.module).lm
+
+    def load_teacher(self):
+        """The frozen teacher of ``distill``; its tokenizer must be the student's (the KL is per token)."""
+        teacher, tok = load_policy(self.cfg.teacher, allow_pickle=self.cfg.allow_pickle)
+        if tok.get_vocab() != self.tok.get_vocab():
+            raise ValueError(f"--teacher {self.cfg.teacher}: its tokenizer differs from the student's ({len(tok)} vs {len(self.tok)} "
+                             "tokens, or other ids); distill needs one vocabulary for the token-level KL")
+        return teacher.requires_grad_(False).eval().to(self.acc.device)
+
+    def encode_references(self, rows: list[dict], texts: list[str]) -> tuple[torch.Tensor, ...]:
+        """(prompt_ids, prompt_mask, response_ids, response_mask) of reference completions ``texts`` of ``rows``, in the
+        rollout layout, the prompts encoded as the sampler encodes them (a space joins a plain prompt and its reference)."""
+        c = self.cfg
+        return encode_examples(self.tok, [r["prompt"] for r in rows], texts, sep="" if c.chat else " ", chat=c.chat,
+                               max_prompt_length=c.max_prompt_length)
+
+    @torch.no_grad()
+    def reference_nll(self, rows: list[dict]) -> float:
+        """Mean token NLL (nats, the closing EOS included) of the rows' references (the first of a list) under the policy."""
+        nll, tokens = 0.0, 0.0
+        texts = references_of(rows, self.cfg.reference_field)
+        for start in range(0, len(rows), self.cfg.minibatch_size):
+            batch = self.encode_references(rows[start: start + self.cfg.minibatch_size], texts[start: start + self.cfg.minibatch_size])
+            logp = forward_tokens(self.lm, *(t.to(self.acc.device) for t in batch)).logprobs  # (b, R)
+            nll, tokens = nll - float(logp.sum()), tokens + float(batch[3].sum())
+        return nll / max(tokens, 1.0)
 
     def prepare(self, lr: float):
         self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=lr, weight_decay=0.0)
@@ -277,10 +332,17 @@ class Session:
             logp_ref, _, _ = self.token_scores(self.ref, ro)
             proxy, gold = self.score(chunk, ro.completions, update_norm=False)
             parts.append(sample_stats(ro, logp, logp_ref, ent, proxy, gold))
+            if self.teacher is not None:  # KL(student ‖ teacher), Σ_t k1 over the student's own samples
+                logp_teacher, _, _ = self.token_scores(self.teacher, ro)
+                parts[-1]["kl_student_teacher"] = A.sequence_kl(logp, logp_teacher, ro.response_mask.float()).cpu().numpy()
         merged = {k: None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in parts[0]}
         out = summarize(merged)
         out["proxy_std"] = float(merged["proxy"].std())
         out["gold_std"] = None if merged["gold"] is None else float(merged["gold"].std())
+        if self.teacher is not None:
+            out["kl_student_teacher"] = float(merged["kl_student_teacher"].mean())
+        if self.cfg.method == "mle_rl":
+            out["ref_nll"] = self.reference_nll(rows)
         return self.reduce(out)
 
     def start_tracking(self) -> None:
@@ -608,6 +670,91 @@ def run_policy_gradient(cfg: OptimizeConfig, log=print) -> dict:
     return s.finish(initial, {"kl_coef": kl_ctl.value})
 
 
+# ---------------------------------------------------------------------------- MLE + λ·RL
+
+
+def run_mle_rl(cfg: OptimizeConfig, log=print) -> dict:
+    """One step per batch of B prompts, each with one reference completion and K samples of the policy, on
+    L = NLL(references) − λ·(1/(B·K)) Σ_i A_i log π(y_i|x_i) (:func:`~rewardlab.optimize.algorithms.mle_rl_loss`), A the
+    leave-one-out advantages of the proxy reward (no KL penalty: the MLE term anchors the policy). The batch is
+    cut into chunks of prompts (their references and their samples); each chunk's NLL share and reward term sum
+    to the batch's L, so the minibatch size changes memory, not the update."""
+    s, _, initial = _start(cfg, log)
+    while s.step < cfg.steps:
+        prompt_rows = s.rows_for_step(s.step, cfg.batch_size)
+        rows = [r for r in prompt_rows for _ in range(cfg.k)]  # (B·K) prompt-major
+        ro = s.rollout(rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        proxy, gold = s.score(rows, ro.completions)
+        logp_old, ent, _ = s.token_scores(s.module, ro, entropy=True)
+        logp_ref, _, _ = s.token_scores(s.ref, ro)
+        r = torch.as_tensor(proxy, dtype=torch.float32, device=logp_old.device)  # (B·K,)
+        adv = A.rloo_advantages(r.view(cfg.batch_size, cfg.k)).view(-1)  # (B·K,)
+        texts = references_of(prompt_rows, cfg.reference_field, np.random.default_rng([cfg.seed, s.step, s.acc.process_index, 23]))
+        refs = [t.to(s.acc.device) for t in s.encode_references(prompt_rows, texts)]  # rollout layout, (B, ·)
+        ref_tokens = float(refs[3].sum())
+        n, per_chunk = r.numel(), max(1, cfg.minibatch_size // cfg.k)  # prompts per chunk
+        nll_total, pg_total = 0.0, 0.0
+        for start in range(0, cfg.batch_size, per_chunk):
+            p_idx, s_idx = slice(start, start + per_chunk), slice(start * cfg.k, (start + per_chunk) * cfg.k)
+            chunk = [t[p_idx] for t in refs]
+            nll = sft_loss(s.module, *chunk) * (float(chunk[3].sum()) / ref_tokens)  # this chunk's share of the batch's NLL
+            seq_logp = forward_tokens(s.module, *_take(ro, s_idx), cfg.temperature).logprobs.sum(-1)  # (b,)
+            share = seq_logp.shape[0] / n
+            loss = A.mle_rl_loss(nll, seq_logp, adv[s_idx], cfg.mle_lambda * share)  # Σ over chunks = the batch's L
+            s.acc.backward(loss)
+            nll_total += float(nll.detach())
+            pg_total += float(A.policy_gradient_loss(seq_logp.detach(), adv[s_idx])) * share
+        grad_norm = _clip_and_step(s)
+        stats = s.rollout_stats(ro, logp_old, logp_ref, ent, proxy, gold)
+        s.step += 1
+        s.log({"split": "train", **s.reduce({**stats, "ref_nll": nll_total, "pg_loss": pg_total,
+                                             "loss": nll_total + cfg.mle_lambda * pg_total, "grad_norm": grad_norm,
+                                             "advantage_std": float(adv.std())})})
+        _end_of_step(s, {})
+    return s.finish(initial, {"mle_lambda": cfg.mle_lambda})
+
+
+# ---------------------------------------------------------------------------- sequence-level distillation
+
+
+def teacher_outputs(s: Session, rows: list[dict], seed: int) -> Rollout:
+    """The teacher's completions of ``rows`` (``teacher_sampling``: sampled at the run's temperature, or greedy)."""
+    c = s.cfg
+    return sample(s.teacher, s.tok, [r["prompt"] for r in rows], max_new_tokens=c.max_new_tokens, temperature=c.temperature,
+                  top_k=c.top_k, top_p=c.top_p, chat=c.chat, max_prompt_length=c.max_prompt_length, seed=seed,
+                  greedy=c.teacher_sampling == "greedy")
+
+
+def run_distill(cfg: OptimizeConfig, log=print) -> dict:
+    """Sequence-level knowledge distillation (Kim & Rush 2016): each step the teacher writes K completions for each of
+    B prompts (one when greedy) and the student takes one step on their mean token NLL under it (``sft_loss``).
+    Train lines: the teacher's outputs' proxy and gold, KL(teacher ‖ student) = Σ_t log T − log S on them (before the
+    step); eval lines: the student's own samples, with KL(student ‖ teacher) on them (``kl_student_teacher``)."""
+    s, _, initial = _start(cfg, log)
+    k = 1 if cfg.teacher_sampling == "greedy" else cfg.k
+    while s.step < cfg.steps:
+        rows = [r for r in s.rows_for_step(s.step, cfg.batch_size) for _ in range(k)]
+        ro = teacher_outputs(s, rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        proxy, gold = s.score(rows, ro.completions)
+        logp_student, _, _ = s.token_scores(s.module, ro)  # (B·K, R) before the step
+        logp_teacher, _, _ = s.token_scores(s.teacher, ro)
+        tokens = float(ro.response_mask.sum())
+        total = 0.0
+        for start in range(0, len(rows), cfg.minibatch_size):
+            chunk = [t.to(s.acc.device) for t in _take(ro, slice(start, start + cfg.minibatch_size))]
+            loss = sft_loss(s.module, *chunk) * (float(chunk[3].sum()) / tokens)  # Σ over chunks = the batch's mean token NLL
+            s.acc.backward(loss)
+            total += float(loss.detach())
+        grad_norm = _clip_and_step(s)
+        st = summarize(sample_stats(ro, logp_teacher, logp_student, None, proxy, gold))  # its kl_k1 = Σ_t log T − log S
+        s.step += 1
+        s.log({"split": "train", **s.reduce({"loss": total, "grad_norm": grad_norm, "teacher_proxy": st["proxy"],
+                                             "teacher_gold": st["gold"], "kl_teacher_student": st["kl_k1"],
+                                             "kl_teacher_student_k3": st["kl_k3"], "length": st["length"], "ended": st["ended"]})})
+        _end_of_step(s, {})
+    return s.finish(initial)
+
+
 # ---------------------------------------------------------------------------- PPO
 
 
@@ -675,7 +822,7 @@ def run_ppo(cfg: OptimizeConfig, log=print) -> dict:
 
 
 RUNNERS = {"bon": run_bon, "rwr": run_filtered, "raft": run_filtered, "reinforce": run_policy_gradient,
-           "rloo": run_policy_gradient, "ppo": run_ppo}
+           "rloo": run_policy_gradient, "ppo": run_ppo, "mle_rl": run_mle_rl, "distill": run_distill}
 """Method name → loop; the one place a method is chosen."""
 
 

@@ -125,9 +125,11 @@ def decode_completions(tokenizer, response_ids: torch.Tensor, response_mask: tor
 
 @torch.no_grad()
 def sample(model, tokenizer, prompts: Sequence, *, max_new_tokens: int = 64, temperature: float = 1.0, top_k: int = 0,
-           top_p: float = 1.0, chat: bool = False, max_prompt_length: int | None = None, seed: int | None = None) -> Rollout:
-    """One sampled completion per prompt with ``model.generate`` (repeat prompts for k samples each)."""
-    if temperature <= 0:
+           top_p: float = 1.0, chat: bool = False, max_prompt_length: int | None = None, seed: int | None = None,
+           greedy: bool = False) -> Rollout:
+    """One sampled completion per prompt with ``model.generate`` (repeat prompts for k samples each); ``greedy``: the
+    argmax token at every step instead (temperature, top-k and top-p unused)."""
+    if temperature <= 0 and not greedy:
         raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
     if seed is not None:
         torch.manual_seed(seed)
@@ -136,8 +138,9 @@ def sample(model, tokenizer, prompts: Sequence, *, max_new_tokens: int = 64, tem
     eos, pad = eos_ids(model, tokenizer), pad_id(tokenizer)
     was_training = model.training
     model.eval()
-    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, max_new_tokens=max_new_tokens,
-                         temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos, pad_token_id=pad)
+    how = {"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, max_new_tokens=max_new_tokens, eos_token_id=eos,
+                         pad_token_id=pad, **how)
     model.train(was_training)
     response_ids, response_mask, ended = truncate_at_eos(out[:, prompt_ids.shape[1]:], eos, pad)  # (B, R)
     completions = decode_completions(tokenizer, response_ids, response_mask, eos)

@@ -1,7 +1,8 @@
 """Learned reward models as rewards: one RM, and ensembles of RMs (Coste et al. 2023).
 
 An RM reward scores ``(prompt, completion)`` with a rewardlab checkpoint or any 1-label Hugging
-Face sequence classifier (loaded by :func:`rewardlab.models.reward_model.load_reward_model`), in
+Face sequence classifier (loaded by :func:`rewardlab.models.reward_model.load_reward_model`; a
+multi-attribute RM gives the weighted sum of its attributes, with the weights saved with it), in
 length-sorted batches, through :func:`rewardlab.models.scoring.score_texts` — the same code path
 as ``rewardlab score``, so rewards do not depend on the batch or its padding.
 

@@ -6,14 +6,15 @@
     POST /classify    vLLM's pooling /classify: {"input": str | [str, ...], "add_special_tokens": bool = true,
                       "activation": bool = false} → {"object": "list", "data": [{"index", "label", "probs": [score],
                       "num_classes": 1}], "usage": {...}}; ``probs`` holds the raw reward unless activation is true (sigmoid)
-    GET  /health      {"status": "ok", "model": ...} (and "replica" under --replicas)
+    GET  /health      {"status": "ok", "model": ..., "attributes": ...} (and "replica" under --replicas)
     GET  /metrics     Prometheus text (under --replicas: of the replica that answers)
 
 Rewards come back in request order and equal ``rewardlab score`` on the same model (same sequence convention,
 same scoring path ``models.scoring.score_ids``): an item of /score is scored as a record {prompt, response};
 a full text of /get_reward or /classify as a record with an empty prompt; /classify with
 ``"add_special_tokens": false`` (what verl sends with chat-templated text) is tokenised as it stands, nothing
-added, as a chat template's text is. Errors are JSON {"error": {"code", "message"}}: 401 (API key), 413 (body,
+added, as a chat template's text is. A multi-attribute RM serves its reward, the weighted sum of its attributes with
+the weights saved with it (``RewardModel.head_rewards``); /health names the attributes and weights. Errors are JSON {"error": {"code", "message"}}: 401 (API key), 413 (body,
 items, characters), 422 (malformed body, with the field), 504 (not scored within the request timeout), 500.
 """
 
@@ -281,7 +282,8 @@ def build_app(scorer: Scorer, cfg: ServeConfig, log=lambda message: None, replic
 
     @app.get("/health")
     async def health():
-        out = {"status": "ok", "model": scorer.name, "batching": cfg.batching, "sequence": scorer.meta.get("sequence")}
+        out = {"status": "ok", "model": scorer.name, "batching": cfg.batching, "sequence": scorer.meta.get("sequence"),
+               "attributes": scorer.meta.get("attributes")}  # a multi-attribute RM: names and weights of its reward
         return out if replica is None else {**out, "replica": replica}
 
     @app.get("/metrics")

@@ -4,6 +4,10 @@
             ─► objective (+ regularisers) ─► AdamW (warmup, schedule, clipping, accumulation)
             ─► eval every N steps ─► atomic checkpoints ─► final HF folder + rewardlab.json
 
+Several data sources (``--data`` given more than once, each ``PATH[:form=,loss=,weight=,eval=]``): each is loaded,
+split, encoded and evaluated on its own (``Source``), every step takes one batch of each (a ``MixedBatch``) and the
+objective is Σ weight × the source's loss; one source runs exactly as before.
+
 ``train`` is the loop; the functions above it build what it needs. How a step runs (one forward, length
 chunks, backward per group of pairs) is chosen once, before the loop (:mod:`rewardlab.train.steps`).
 Runs on Accelerate: devices, mixed precision and multi-process (DDP/FSDP/DeepSpeed via ``accelerate
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +28,20 @@ from torch.utils.data import DataLoader
 
 from rewardlab import checkpoint as ckpt
 from rewardlab.config import CONFIG_FILE, TrainConfig, save_config, to_dict, tracker_config, tracker_scalars
-from rewardlab.data.batching import COLLATORS, Encoder, encode_records, length_grouped_batches
-from rewardlab.data.formats import load_records
+from rewardlab.data.batching import COLLATORS, Encoder, collate_mixed, encode_records, length_grouped_batches, mixed_batches
+from rewardlab.data.formats import load_records, parse_source, source_forms
 from rewardlab.data.sequence import describe as describe_sequence
 from rewardlab.data.sequence import resolve_append_eos
 from rewardlab.eval.evaluate import evaluate_records
-from rewardlab.losses.catalogue import get_loss, get_regularizer, resolve_hparams
+from rewardlab.losses.catalogue import LOSSES, get_loss, get_regularizer, resolve_hparams
+from rewardlab.losses.objective import Term, weighted_sum
 from rewardlab.models.gguf import resolve_gguf
 from rewardlab.models.pooled import disable_dropout
-from rewardlab.models.reward_model import RewardModel, load_backbone
+from rewardlab.models.reward_model import RewardModel, load_backbone, set_attributes
 from rewardlab.models.scoring import score_dataset
 from rewardlab.runtime import fsdp_on_cpu, is_sharded, reset_accelerator_state, resolve_precision
 from rewardlab.train.steps import LossSetup, StepOutput, choose_step
-from rewardlab.types import PairBatch, RankBatch
+from rewardlab.types import MixedBatch, PairBatch, RankBatch
 
 # The data form each loss family trains on, unless the loss names one.
 FAMILY_FORM = {"pairwise": "pairs", "listwise": "rankings", "pointwise": "ratings"}
@@ -45,12 +50,79 @@ FAMILY_FORM = {"pairwise": "pairs", "listwise": "rankings", "pointwise": "rating
 # --------------------------------------------------------------------------- building blocks
 
 
-def loss_setup(cfg: TrainConfig) -> LossSetup:
-    """The run's catalogue loss, hyperparameters, regularisers and the data form it trains on."""
-    spec = get_loss(cfg.loss)
+def loss_setup(cfg: TrainConfig, loss: str | None = None, form: str | None = None) -> LossSetup:
+    """A catalogue loss (default --loss) with its hyperparameters, the run's regularisers and the data form it trains on
+    (default --form, else the loss's)."""
+    spec = get_loss(loss or cfg.loss)
     regs = [(get_regularizer(name), coef, resolve_hparams(get_regularizer(name), {})) for name, coef in cfg.regularizers.items()]
-    form = cfg.form or (spec.data_form if spec.data_form != "any" else FAMILY_FORM[spec.family])
-    return LossSetup(spec, resolve_hparams(spec, cfg.loss_args), regs, form)
+    form = form or cfg.form or (spec.data_form if spec.data_form != "any" else FAMILY_FORM[spec.family])
+    return LossSetup(spec, resolve_hparams(spec, cfg.loss_args_of(spec.name)), regs, form)
+
+
+@dataclass
+class Source:
+    """One training source of a run (a --data item, or the records passed to ``train``): how it is read and trained,
+    and, once loaded, its records. A run with one source trains as it did before several were possible; with several,
+    every step takes one batch of each (``data.batching.mixed_batches``) and minimises Σ weight × the source's loss
+    (``losses.objective.mixed_objective``)."""
+
+    name: str  # its key in rewardlab.json (data, truncation, metrics): its form, or FORM_N (N: its --data position) if forms repeat
+    data: str | None  # where its records come from (None: passed in)
+    eval_data: str | None  # its held-out data (None: an --eval-split of it)
+    setup: LossSetup  # its loss, hyperparameters and form, as a run on it alone would have them
+    weight: float = 1.0
+    records: list = field(default_factory=list)
+    eval_records: list = field(default_factory=list)
+    encoded: list = field(default_factory=list)
+
+
+def forms_taken(spec) -> tuple:
+    """The data forms a catalogue loss trains on: its own, or ratings and labels for a pointwise loss of form any."""
+    return ("ratings", "labels") if spec.data_form == "any" else (spec.data_form,)
+
+
+def data_sources(cfg: TrainConfig, in_memory: bool = False) -> list[Source]:
+    """The run's sources with their forms settled: the item's ``:form=``, else --form, else its loss's form; a loss that
+    trains on ratings or labels (bce_mse) takes the one whose fields the source's first record holds (score → ratings,
+    label → labels; ratings when it holds neither, as before). With several sources every source's first record is
+    read, and data of a form its loss does not take is an error naming the source and the flag. Records passed in
+    (``in_memory``) are one source read as --loss and --form say."""
+    items = [] if in_memory else list(zip(cfg.data, cfg.sources()))
+    if not items:
+        setup = loss_setup(cfg)
+        return [Source(setup.form, None, None, setup)]
+    several, out = len(items) > 1, []
+    for i, (item, s) in enumerate(items, start=1):
+        spec, form = get_loss(s.loss), s.form
+        takes = forms_taken(spec)
+        found = source_forms(s.path, cfg.columns) if form is None and (several or len(takes) > 1) else []
+        if several and found and not set(found) & set(takes):
+            flag = "--loss" if parse_source(item).loss is None else f"--data {item}"
+            example = next(name for name, x in LOSSES.items() if x.data_form == found[0])
+            raise ValueError(f"--data {item} (source {i} of {len(items)}): its first record holds {' or '.join(found)} data, but "
+                             f"its loss {s.loss} ({flag}) trains on {' or '.join(takes)}; give the source a loss of its data "
+                             f"(--data {s.path}:loss={example}) or name its form (:form=…)")
+        if form is None and len(takes) > 1:
+            form = next((f for f in takes if f in found), None)
+        out.append(Source(f"s{i}", s.path, s.eval, loss_setup(cfg, s.loss, form), s.weight))
+    forms = [x.setup.form for x in out]
+    for i, x in enumerate(out, start=1):
+        x.name = x.setup.form if forms.count(x.setup.form) == 1 else f"{x.setup.form}_{i}"
+    return out
+
+
+def run_setup(sources: list[Source]) -> LossSetup:
+    """What the step minimises: one source's own setup, or for several the mixed objective of their terms (in --data
+    order) with the run's regularisers."""
+    if len(sources) == 1:
+        return sources[0].setup
+    return LossSetup(None, {}, sources[0].setup.regs, "mixed",
+                     terms=tuple(Term(s.setup.spec, s.setup.hp, s.weight) for s in sources))
+
+
+def per_source(sources: list[Source], values: list):
+    """One source: its value as it is (rewardlab.json as before several sources were possible); several: by name."""
+    return values[0] if len(sources) == 1 else {s.name: v for s, v in zip(sources, values)}
 
 
 def make_accelerator(cfg: TrainConfig, precision: str):
@@ -89,23 +161,35 @@ def prepare_output(cfg: TrainConfig) -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
-def load_training_data(cfg: TrainConfig, form: str, records: list | None = None, eval_records: list | None = None):
-    """(train records, eval records, data summary) — bad records and splits reported, nothing silently dropped.
-    Records passed in are used as they are (``cfg.data`` is then only recorded)."""
+def load_training_data(cfg: TrainConfig, source: Source, records: list | None = None, eval_records: list | None = None):
+    """(train records, eval records, data summary) of one source — bad records and splits reported, nothing silently
+    dropped. Records passed in are used as they are (``cfg.data`` is then only recorded)."""
+    form = source.setup.form
     if records is not None:
-        return records, eval_records or [], {"train": {"source": cfg.data or "in-memory", "n_loaded": len(records)},
+        return records, eval_records or [], {"train": {"source": " ".join(cfg.data) or "in-memory", "n_loaded": len(records)},
                                              "eval": {"n_loaded": len(eval_records or [])}}
-    records, report = load_records(cfg.data, form=form, columns=cfg.columns, on_bad_record=cfg.on_bad_record, limit=cfg.limit)
+    records, report = load_records(source.data, form=form, columns=cfg.columns, on_bad_record=cfg.on_bad_record, limit=cfg.limit)
     summary = {"train": report.summary()}
-    if cfg.eval_data:
-        eval_records, eval_report = load_records(cfg.eval_data, form=form, columns=cfg.columns, on_bad_record=cfg.on_bad_record)
+    if source.eval_data:
+        eval_records, eval_report = load_records(source.eval_data, form=form, columns=cfg.columns, on_bad_record=cfg.on_bad_record)
         summary["eval"] = eval_report.summary()
     else:
         records, eval_records = split_records(records, cfg.eval_split, cfg.seed)
         summary["eval"] = {"split_from_train": cfg.eval_split, "n_loaded": len(eval_records)}
     if not records:
-        raise ValueError(f"{cfg.data}: no training records left (loaded {report.n_loaded}, skipped {report.n_skipped})")
+        raise ValueError(f"{source.data}: no training records left (loaded {report.n_loaded}, skipped {report.n_skipped})")
     return records, eval_records, summary
+
+
+def load_sources(cfg: TrainConfig, sources: list[Source], records: list | None = None,
+                 eval_records: list | None = None) -> tuple[list, dict]:
+    """Every source's records loaded and split (``load_training_data``, each source on its own: --limit and
+    --eval-split apply per source). Returns (all training records, data summary: per source when several)."""
+    summaries = []
+    for s in sources:
+        s.records, s.eval_records, summary = load_training_data(cfg, s, records, eval_records)
+        summaries.append(summary)
+    return [r for s in sources for r in s.records], per_source(sources, summaries)
 
 
 def add_lora(model, cfg: TrainConfig):
@@ -123,7 +207,9 @@ def build_model(cfg: TrainConfig, setup: LossSetup, resume_from: Path | None):
     resume), dropout off, LoRA adapters, gradient checkpointing, compile and ODIN's length head as asked."""
     model_source, gguf_file = (str(resume_from), None) if resume_from else resolve_gguf(cfg.model, cfg.gguf_file)
     model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code, gguf_file=gguf_file,
-                                     allow_pickle=cfg.allow_pickle)
+                                     allow_pickle=cfg.allow_pickle, num_labels=len(cfg.attributes) or 1)
+    if cfg.attributes:  # a multi-attribute RM: one output per attribute, their names and reward weights in its config
+        set_attributes(model.config, cfg.attributes, cfg.attribute_weights)
     if cfg.disable_dropout:
         disable_dropout(model)
     peft_model = None
@@ -143,13 +229,41 @@ def build_model(cfg: TrainConfig, setup: LossSetup, resume_from: Path | None):
 
 def encode_training_data(records: list, tokenizer, append_eos: bool, sequence: dict, cfg: TrainConfig, setup: LossSetup,
                          say=print) -> tuple[list, dict]:
-    """(encoded examples, truncation summary); says how many were cut and how sequences end."""
+    """(encoded examples, truncation summary) of one source's records; says how many were cut."""
     encoder = Encoder(tokenizer, cfg.max_length, cfg.truncation_side, append_eos)
-    encoded = encode_records(records, encoder, label_and_score=setup.spec.data_form == "any" and setup.spec.family == "pointwise")
+    encoded = encode_records(records, encoder, cfg.attributes or None,
+                             label_and_score=setup.spec.data_form == "any" and setup.spec.family == "pointwise")
     say(f"train: {len(encoded)} {setup.form} — {encoder.report.message()}")
+    return encoded, encoder.report.summary()
+
+
+def encode_sources(sources: list[Source], tokenizer, append_eos: bool, sequence: dict, cfg: TrainConfig, say=print) -> dict:
+    """Every source's records encoded (``encode_training_data``; each keeps its form's batch fields); says how sequences
+    end. Returns the truncation summary, per source when several."""
+    summaries = []
+    for s in sources:
+        s.encoded, summary = encode_training_data(s.records, tokenizer, append_eos, sequence, cfg, s.setup, say)
+        summaries.append(summary)
     say(f"sequences: append_eos={append_eos} ({sequence['source']}; eos={tokenizer.eos_token!r}, pad={tokenizer.pad_token!r}); "
         f"reward read at: {sequence['read_at']}")
-    return encoded, encoder.report.summary()
+    return per_source(sources, summaries)
+
+
+def attribute_summary(rm, records: list, say=print) -> dict | None:
+    """A multi-attribute RM's attribute names, reward weights and how many training records rate each attribute
+    (rewardlab.json ``attributes``); None for a scalar RM. An attribute that no record rates is an error: a misspelt
+    name would train its output on nothing."""
+    if not rm.attributes:
+        return None
+    rated = {a: sum(a in (r.scores or {}) for r in records) for a in rm.attributes}
+    if missing := [a for a, n in rated.items() if not n]:
+        found = sorted({k for r in records for k in (r.scores or {})})
+        raise ValueError(f"--attributes {', '.join(missing)}: no training record rates it; the data's `scores` hold "
+                         f"{', '.join(found) or 'nothing'}")
+    weights = rm.config.attribute_weights  # as given (the model's buffer holds them in its dtype)
+    say(f"attributes: {', '.join(f'{a} ({n}/{len(records)} rated)' for a, n in rated.items())}; "
+        f"reward = {' + '.join(f'{w:.4g}·{a}' for w, a in zip(weights, rm.attributes))}")
+    return {"names": rm.attributes, "weights": weights, "n_rated": rated}
 
 
 def make_scheduler(optimizer, kind: str, warmup: int, total: int):
@@ -248,11 +362,18 @@ def resume_state(resume_from: Path | None, rm, optimizer, scheduler, say=print) 
     return pos
 
 
-def epoch_loader(encoded: list, form: str, pad_id: int, cfg: TrainConfig, pos: Position, accelerator):
-    """This epoch's length-grouped batches (seeded by epoch), sharded across processes, minus those already done."""
-    batches = length_grouped_batches([e.length for e in encoded], cfg.batch_size, cfg.seed, pos.epoch)
-    collate = COLLATORS[form]
-    loader = DataLoader(encoded, batch_sampler=batches, collate_fn=lambda ex: collate(ex, pad_id),
+def epoch_loader(sources: list[Source], pad_id: int, cfg: TrainConfig, pos: Position, accelerator):
+    """This epoch's length-grouped batches (seeded by epoch), sharded across processes, minus those already done.
+    Several sources: one batch of each per step, as a ``MixedBatch`` (``mixed_batches``, ``collate_mixed``)."""
+    if len(sources) == 1:
+        dataset, form = sources[0].encoded, sources[0].setup.form
+        batches = length_grouped_batches([e.length for e in dataset], cfg.batch_size, cfg.seed, pos.epoch)
+        collate = lambda ex: COLLATORS[form](ex, pad_id)  # noqa: E731
+    else:
+        dataset = [(k, e) for k, s in enumerate(sources) for e in s.encoded]  # (source, example), sources one after another
+        batches = mixed_batches([[e.length for e in s.encoded] for s in sources], cfg.batch_size, cfg.seed, pos.epoch)
+        collate = lambda ex: collate_mixed(ex, [s.setup.form for s in sources], pad_id)  # noqa: E731
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate,
                         generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG (dropout) alone
     loader = accelerator.prepare(loader)
     return accelerator.skip_first_batches(loader, pos.batch_in_epoch) if pos.batch_in_epoch else loader
@@ -292,6 +413,13 @@ def check_finite(loss, grad_norm, pos: Position, cfg: TrainConfig, skipped: list
                          + "Lower --lr, or pass --skip-nonfinite to skip such updates.")
 
 
+def records_in(batch) -> int:
+    """Records a batch holds: pairs, rankings (not their padding rows) or responses; a mixed batch, its parts' sum."""
+    if isinstance(batch, MixedBatch):
+        return sum(records_in(p) for p in batch.parts)
+    return len(batch.margin if isinstance(batch, PairBatch) else batch.ranks if isinstance(batch, RankBatch) else batch.target)
+
+
 class RunningStats:
     """Loss and accuracy summed between logs, and records seen (a pair, a ranking or a rating each; the padding rows
     of a ranking batch are not records). The sums stay on the device: reading them every step would make the host
@@ -305,7 +433,7 @@ class RunningStats:
         self.loss, self.steps, self.correct, self.n = 0.0, 0, 0, 0
 
     def add(self, out: StepOutput, batch) -> None:
-        self.examples += len(batch.margin if isinstance(batch, PairBatch) else batch.ranks if isinstance(batch, RankBatch) else batch.target)
+        self.examples += records_in(batch)
         self.loss, self.steps = self.loss + out.loss.detach().float(), self.steps + 1
         self.correct, self.n = self.correct + out.correct, self.n + out.n
 
@@ -325,6 +453,19 @@ def evaluate(rm, tokenizer, eval_records: list, cfg: TrainConfig, setup: LossSet
     metrics = evaluate_records(rm, tokenizer, eval_records, batch_size=max(cfg.batch_size, 16), max_length=cfg.max_length,
                                truncation_side=cfg.truncation_side, form=setup.form, loss=(setup.spec, setup.hp))
     rm.train()
+    return metrics
+
+
+def evaluate_sources(rm, tokenizer, sources: list[Source], cfg: TrainConfig) -> dict:
+    """Held-out metrics. One source: ``evaluate``'s. Several: each source's own metrics (those of its form, its loss's
+    ``loss``) under its name, and ``loss`` = Σ weight × the sources' held-out losses (the mixed objective on held-out
+    data, ``objective.weighted_sum``) when every source has held-out records."""
+    if len(sources) == 1:
+        return evaluate(rm, tokenizer, sources[0].eval_records, cfg, sources[0].setup)
+    per = {s.name: evaluate(rm, tokenizer, s.eval_records, cfg, s.setup) for s in sources}
+    metrics = {name: m for name, m in per.items() if m}
+    if len(metrics) == len(sources):
+        metrics = {"loss": float(weighted_sum([s.weight for s in sources], [per[s.name]["loss"] for s in sources])), **metrics}
     return metrics
 
 
@@ -379,11 +520,19 @@ def save_final(accelerator, rm, peft_model, tokenizer, records: list, meta: dict
         ckpt.save_final(Path(cfg.output), final, tokenizer, meta, weights=weights)
 
 
-def run_metadata(cfg: TrainConfig, setup: LossSetup, pooling: str, data: dict, precision: str, chunks: int, groups: int,
+def run_metadata(cfg: TrainConfig, sources: list[Source], pooling: str, data: dict, precision: str, chunks: int, groups: int,
                  sequence: dict, truncation: dict, total_updates: int) -> dict:
-    """What ``rewardlab.json`` records about the run; the loop fills in metrics, update, final and train."""
-    return {"format": "rewardlab-reward-model", "base_model": cfg.model, "loss": cfg.loss, "loss_args": setup.hp,
-            "family": setup.spec.family, "data_form": setup.form, "regularizers": cfg.regularizers, "pooling": pooling,
+    """What ``rewardlab.json`` records about the run; the loop fills in metrics, update, final and train. ``sources``:
+    each source's data, form, loss and weight. With several, ``loss`` names their losses joined by + (bt+mse),
+    ``loss_args`` is per loss, ``family`` and ``data_form`` are "mixed", and data, truncation and metrics are per
+    source name."""
+    setup, single = sources[0].setup, len(sources) == 1
+    described = [{"name": s.name, "data": s.data, "eval_data": s.eval_data, "form": s.setup.form, "loss": s.setup.spec.name,
+                  "loss_args": s.setup.hp, "family": s.setup.spec.family, "weight": s.weight} for s in sources]
+    return {"format": "rewardlab-reward-model", "base_model": cfg.model, "loss": "+".join(dict.fromkeys(d["loss"] for d in described)),
+            "loss_args": setup.hp if single else {d["loss"]: d["loss_args"] for d in described},
+            "family": setup.spec.family if single else "mixed", "data_form": setup.form if single else "mixed", "sources": described,
+            "regularizers": cfg.regularizers, "pooling": pooling,
             "max_length": cfg.max_length, "truncation_side": cfg.truncation_side, "data": data, "mixed_precision": precision,
             "length_chunks": chunks, "backward_groups": groups,
             "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": True} if cfg.lora_r else None,
@@ -399,8 +548,10 @@ def start_logging(cfg: TrainConfig, accelerator) -> None:
         accelerator.init_trackers("rewardlab", config=tracker_config(to_dict(cfg)), init_kwargs={"wandb": {"name": Path(cfg.output).name}})
 
 
-def _numbers(metrics: dict) -> str:
-    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+def _numbers(metrics: dict, names=()) -> str:
+    """The float metrics as text; those of the sources ``names`` (a run with several) as NAME/metric."""
+    flat = {**metrics, **{f"{n}/{k}": v for n in names for k, v in metrics.get(n, {}).items()}}
+    return ", ".join(f"{k}={v:.4g}" for k, v in flat.items() if isinstance(v, float))
 
 
 # --------------------------------------------------------------------------- the loop
@@ -415,7 +566,8 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
 
     if cfg.output is None or cfg.model is None:
         raise ValueError("train needs --model and --output")
-    setup = loss_setup(cfg)
+    sources = data_sources(cfg, in_memory=records is not None)  # one, or several (--data given more than once)
+    setup = run_setup(sources)
     prepare_output(cfg)
     precision = resolve_precision(cfg.mixed_precision)
     accelerator = make_accelerator(cfg, precision)
@@ -423,35 +575,38 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
         raise ValueError("LoRA under FSDP / DeepSpeed is not supported: the adapters are merged into a model that no process "
                          "holds whole; train LoRA on one process or with DDP (torchrun, or an accelerate config without FSDP)")
     say = log if accelerator.is_main_process else (lambda *a, **k: None)
-    records, eval_records, data_summary = load_training_data(cfg, setup.form, records, eval_records)
+    records, data_summary = load_sources(cfg, sources, records, eval_records)
     resume_from = resume_point(cfg, say)
     rm, peft_model, tokenizer, sequence = build_model(cfg, setup, resume_from)
+    attributes = attribute_summary(rm, records, say)
     step, chunks, groups = choose_step(setup, cfg.length_chunks, cfg.backward_groups, accelerator.device)
-    encoded, truncation = encode_training_data(records, tokenizer, rm.append_eos, sequence, cfg, setup, say)
-    total_updates = plan_updates(len(encoded), cfg, accelerator.num_processes)
+    truncation = encode_sources(sources, tokenizer, rm.append_eos, sequence, cfg, say)
+    total_updates = plan_updates(max(len(s.encoded) for s in sources), cfg, accelerator.num_processes)  # the largest source's pass
     optimizer, scheduler = make_optimizer(rm, cfg, total_updates)
     rm, optimizer = accelerator.prepare(rm, optimizer)
     pos = resume_state(resume_from, rm, optimizer, scheduler, say)
-    meta = run_metadata(cfg, setup, accelerator.unwrap_model(rm).pooling, data_summary, precision, chunks, groups, sequence,
+    meta = run_metadata(cfg, sources, accelerator.unwrap_model(rm).pooling, data_summary, precision, chunks, groups, sequence,
                         truncation, total_updates)
     meta["distributed"] = {"type": accelerator.distributed_type.value, "processes": accelerator.num_processes}  # NO, MULTI_CPU, FSDP, …
+    meta["attributes"] = attributes  # a multi-attribute RM's names, reward weights and how many records rate each
     start_logging(cfg, accelerator)
 
     def evaluate_now() -> dict:
         """Held-out metrics now; also to the tracker as eval_* at the current update."""
-        metrics = evaluate(accelerator.unwrap_model(rm), tokenizer, eval_records, cfg, setup)
+        metrics = evaluate_sources(accelerator.unwrap_model(rm), tokenizer, sources, cfg)
         if metrics:
             accelerator.log(tracker_scalars(metrics, "eval_"), step=pos.update)
         return metrics
 
     checkpoint = lambda: save_checkpoint(accelerator, rm, tokenizer, {**meta, "update": pos.update}, optimizer, scheduler, pos, cfg)  # noqa: E731
     backward, stats, history, skipped = make_backward(accelerator, rm), RunningStats(), [], []
-    bar = tqdm(total=total_updates, initial=pos.update, desc=f"train {cfg.loss}", dynamic_ncols=True,
+    names = [s.name for s in sources] if len(sources) > 1 else []  # the per-source metrics a log line shows
+    bar = tqdm(total=total_updates, initial=pos.update, desc=f"train {meta['loss']}", dynamic_ncols=True,
                disable=not (cfg.progress and accelerator.is_main_process))
     rm.train()
     t0 = time.perf_counter()
     while pos.update < total_updates:
-        for batch in epoch_loader(encoded, setup.form, tokenizer.pad_token_id, cfg, pos, accelerator):
+        for batch in epoch_loader(sources, tokenizer.pad_token_id, cfg, pos, accelerator):
             with accelerator.accumulate(rm):
                 out = step(rm, batch, backward)
                 if accelerator.sync_gradients:  # the norm is computed anyway for the non-finite check; max_norm inf clips nothing
@@ -472,7 +627,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
                 accelerator.log(history[-1], step=pos.update)
             if cfg.eval_every and pos.update % cfg.eval_every == 0:
                 meta["metrics"] = evaluate_now()
-                say(f"update {pos.update}: {_numbers(meta['metrics'])}")
+                say(f"update {pos.update}: {_numbers(meta['metrics'], names)}")
             if cfg.save_every and pos.update % cfg.save_every == 0:
                 checkpoint()
             if pos.update >= total_updates:
@@ -492,5 +647,5 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
                                                      "skipped_nonfinite": skipped})
     save_final(accelerator, rm, peft_model, tokenizer, records, meta, cfg)
     accelerator.end_training()
-    say(f"saved {cfg.output} — {_numbers(meta['metrics'])}")
+    say(f"saved {cfg.output} — {_numbers(meta['metrics'], names)}")
     return meta

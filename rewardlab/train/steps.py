@@ -5,7 +5,9 @@
     split_backward_step  groups of pairs, each forwarded and back-propagated alone (pair losses only)
 
 All three give the same loss and gradient (float tolerance; tests/train/test_steps.py). The objective is
-:func:`rewardlab.losses.objective.objective` plus the regularisers, whatever the step.
+:func:`rewardlab.losses.objective.objective` plus the regularisers, whatever the step; a run with several data
+sources steps on a ``MixedBatch`` (one batch per source, forwarded together) and minimises
+:func:`rewardlab.losses.objective.mixed_objective` plus the regularisers (plain or chunked step).
 """
 
 from __future__ import annotations
@@ -15,20 +17,31 @@ from functools import partial
 
 import torch
 
-from rewardlab.losses.objective import batch_accuracy, loss_terms, objective, regularization, regularizer_inputs
+from rewardlab.losses.objective import (
+    batch_accuracy,
+    loss_terms,
+    mixed_objective,
+    objective,
+    regularization,
+    regularizer_inputs,
+)
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.types import RewardOutput
 
 
 @dataclass
 class LossSetup:
-    """The catalogue loss of a run with its hyperparameters, regularisers [(spec, coef, hp)] and data form."""
+    """The catalogue loss of a run with its hyperparameters, regularisers [(spec, coef, hp)] and data form.
+
+    A run with several data sources has ``terms``, one ``objective.Term(spec, hp, weight)`` per source in --data
+    order, form "mixed" and no ``spec`` of its own (None); its batches are ``MixedBatch``es."""
 
     spec: object
     hp: dict
     regs: list
     form: str
     length_head: torch.nn.Module | None = None  # ODIN: a second head during training; the reward is the quality head
+    terms: tuple = ()
 
     @property
     def need_hidden(self) -> bool:
@@ -58,15 +71,17 @@ def chunked_forward(model: RewardModel, input_ids, attention_mask, chunks: int, 
         return model(input_ids, attention_mask, return_hidden=return_hidden)
     lengths = attention_mask.sum(-1)  # (N,)
     order = torch.argsort(lengths)
-    rewards, hidden = [], []
+    rewards, hidden, attributes = [], [], []
     for idx in order.chunk(chunks):
         T = int(lengths[idx].max())
         out = model(input_ids[idx, :T], attention_mask[idx, :T], return_hidden=return_hidden)
         rewards.append(out.rewards)
         hidden.append(out.hidden)
+        attributes.append(out.attributes)
     inverse = torch.argsort(order)
     rewards = torch.cat(rewards)[inverse]
-    return RewardOutput(rewards, torch.cat(hidden)[inverse] if return_hidden else None)
+    return RewardOutput(rewards, torch.cat(hidden)[inverse] if return_hidden else None,
+                        None if attributes[0] is None else torch.cat(attributes)[inverse])  # (N, A) of a multi-attribute RM
 
 
 def batch_loss(model, batch, setup: LossSetup, chunks: int = 1) -> StepOutput:
@@ -79,7 +94,9 @@ def batch_loss(model, batch, setup: LossSetup, chunks: int = 1) -> StepOutput:
     quality = out.rewards.float()  # (N,)
     r_length = None if head is None else head(out.hidden.to(head.weight.dtype)).squeeze(-1).float()  # (N,)
     rewards = quality if r_length is None else quality + r_length
-    loss = objective(setup.spec, rewards, batch, setup.hp)
+    if out.attributes is not None:  # a multi-attribute RM fits each output to its attribute: (N, A) against (B, A)
+        rewards = out.attributes.float()
+    loss = mixed_objective(setup.terms, rewards, batch) if setup.terms else objective(setup.spec, rewards, batch, setup.hp)
     loss = loss + regularization(setup.regs, regularizer_inputs(batch, quality, out.hidden, r_length))
     correct, n = batch_accuracy(quality, batch)
     return StepOutput(loss, n, correct)
@@ -105,7 +122,7 @@ SPLITTABLE_REGULARIZERS = {"center": "pairs", "l2_reward": "rows"}
 
 def can_split_pairs(spec, regs: list, need_hidden: bool, length_head) -> bool:
     """True when the pair loss of a batch is a sum over its pairs, so groups of pairs can go backward one by one."""
-    return (spec.family == "pairwise" and not need_hidden and length_head is None
+    return (spec is not None and spec.family == "pairwise" and not need_hidden and length_head is None
             and all(r.name in SPLITTABLE_REGULARIZERS for r, _, _ in regs))
 
 

@@ -116,6 +116,25 @@ def test_eval_refuses_to_overwrite_results_unless_asked(tmp_path, tiny_llama, mo
     assert "m.json already exists" in runner.invoke(app, [str(a) for a in (*common, "--output", tmp_path / "m.json")]).output
 
 
+def test_score_and_sample_data_refuse_to_overwrite_unless_asked(tmp_path, tiny_llama):
+    """score's output file and sample-data's folder: refused when they exist (nothing written), replaced with --overwrite."""
+    data = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "Hi?", "response": "fine."}])
+    out = tmp_path / "scored.jsonl"
+    common = ("score", "--model", tiny_llama, "--input", data, "--output", out, "--no-progress")
+    ok(*common)
+    before = out.stat().st_mtime_ns
+    again = runner.invoke(app, [str(a) for a in common])
+    assert again.exit_code == 2 and f"error: {out} already exists" in again.output, again.output
+    assert out.stat().st_mtime_ns == before
+    ok(*common, "--overwrite")
+    folder = tmp_path / "sample"
+    common = ("sample-data", "--output", folder, "--n-train", 3, "--n-test", 2, "--forms", "pairs", "--no-progress")
+    ok(*common)
+    again = runner.invoke(app, [str(a) for a in common])
+    assert again.exit_code == 2 and "already holds a run (README.md" in again.output and "--overwrite" in again.output
+    ok(*common, "--overwrite")
+
+
 # --------------------------------------------------------------------------- a study resumed over damaged results
 
 

@@ -24,7 +24,7 @@ def invoke(args: list[str]) -> dict:
 
 def test_every_command_and_option_has_help():
     group = get_command(app)
-    assert set(group.commands) == {"bon", "rwr", "raft", "reinforce", "rloo", "ppo", "policy", "overopt"}
+    assert set(group.commands) == {"bon", "rwr", "raft", "reinforce", "rloo", "ppo", "mle_rl", "distill", "policy", "overopt", "sweep"}
     for name, cmd in group.commands.items():
         assert cmd.help, name
         for p in cmd.params:

@@ -103,7 +103,7 @@ def test_saver_writes_what_accelerator_get_state_dict_returns(toy_data, tiny_lla
         return {k: v + 1 for k, v in real(model, unwrap).items()}
 
     accelerator.get_state_dict = gathered
-    records, _ = load_records(cfg.data, form="pairs", limit=16)
+    records, _ = load_records(cfg.data[0], form="pairs", limit=16)
     save_checkpoint(accelerator, rm, tokenizer, {"update": 1}, optimizer, scheduler, Position(update=1), cfg)
     save_final(accelerator, rm, None, tokenizer, records, {}, cfg)
     assert calls == [rm, rm]
