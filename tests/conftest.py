@@ -14,6 +14,18 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: on a shared 2-core CPU, OpenMP spin-waiting makes tiny models slow. Modules
+    that want it for every test say ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("toy")

@@ -23,15 +23,7 @@ runner = CliRunner()
 METHODS = ("bon", "rwr", "raft", "reinforce", "rloo", "ppo")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread (as tests/optimize/conftest.py): on a shared 2-core CPU, OpenMP spin-waiting makes tiny models slow."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def cli(*args) -> str:

@@ -8,11 +8,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread_here(one_thread):
+    """Every optimize test runs on one torch thread (``one_thread`` of tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,7 @@ from rewardlab.rewards import DiscriminatorReward, RMReward, build_reward, rewar
 from rewardlab.rewards.adversarial import FORMS, bce_disc_loss, bt_disc_loss, disc_accuracy
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def columns(rows):

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from optimize.conftest import one_thread, tiny_policy  # noqa: F401  (fixtures: one thread, the tiny SFT policy)
+from optimize.conftest import tiny_policy  # noqa: F401  (fixture: the tiny SFT policy)
 from optimize.test_cli import SMALL, invoke
 from rewardlab.client import RewardClient, RewardServerError
 from rewardlab.models.scoring import score_texts
@@ -22,6 +22,8 @@ KEY = "s3cret"
 PROMPTS = ["Say hi.", "2+2?", "", "What do you think of coffee?", "Tell me about tea."]
 RESPONSES = ["Hello there, friend.", "4", "A response with no prompt at all, somewhat longer than the others are.",
              "great and kind.", "awful."]
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class Counting(httpx.HTTPTransport):
