@@ -15,7 +15,6 @@ from typing import List, Optional
 import typer
 
 from rewardlab import config as C
-from rewardlab.checkpoint import refuse_existing_output
 from rewardlab.optimize.cli import app as optimize_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -51,13 +50,15 @@ def _fail(msg: str) -> None:
 
 @config_command(C.TrainConfig, "train", "Train a reward model; writes a Hugging Face checkpoint plus rewardlab.json to --output.")
 def train_cmd(cfg: C.TrainConfig):
+    from rewardlab.runtime import hf_progress_bars
     from rewardlab.data.formats import DataError
     from rewardlab.train.loop import train
 
     if not cfg.data or not cfg.model or not cfg.output:
         _fail("train needs --data, --model and --output (or a --config that sets them)")
     try:
-        meta = train(cfg, log=lambda m: typer.echo(m, err=True))
+        with hf_progress_bars(cfg.progress):
+            meta = train(cfg, log=lambda m: typer.echo(m, err=True))
     except (DataError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, also under torchrun / accelerate launch
@@ -66,11 +67,13 @@ def train_cmd(cfg: C.TrainConfig):
 
 @config_command(C.EvalConfig, "eval", "Metrics of a reward model on preference data; prints a JSON object with `accuracy`.")
 def eval_cmd(cfg: C.EvalConfig):
+    from rewardlab.runtime import hf_progress_bars
     from rewardlab.data.formats import DataError
     from rewardlab.eval.run import run_eval
 
     try:
-        result = run_eval(cfg)
+        with hf_progress_bars(cfg.progress):
+            result = run_eval(cfg)
     except (DataError, ValueError, FileNotFoundError, OSError) as e:
         _fail(str(e))
     typer.echo(json.dumps(result, default=str))
@@ -78,6 +81,8 @@ def eval_cmd(cfg: C.EvalConfig):
 
 @config_command(C.ScoreConfig, "score", "Add a `reward` field to every record of a JSONL file.")
 def score_cmd(cfg: C.ScoreConfig):
+    from rewardlab.checkpoint import refuse_existing_output
+    from rewardlab.runtime import hf_progress_bars
     from rewardlab.data.formats import DataError
     from rewardlab.models.scoring import score_texts
     from rewardlab.models.reward_model import check_reward_stats, load_reward_model, normalize_rewards
@@ -88,8 +93,9 @@ def score_cmd(cfg: C.ScoreConfig):
     try:
         refuse_existing_output(cfg.output, overwrite=cfg.overwrite)
         rows, prompts, responses, slots = read_jsonl_for_scoring(cfg.input, cfg.prompt_field, cfg.response_field)
-        model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code, append_eos=cfg.append_eos,
-                                                   allow_pickle=cfg.allow_pickle)
+        with hf_progress_bars(cfg.progress):
+            model, tokenizer, meta = load_reward_model(cfg.model, trust_remote_code=cfg.trust_remote_code,
+                                                       append_eos=cfg.append_eos, allow_pickle=cfg.allow_pickle)
         if cfg.normalize:
             check_reward_stats(meta["reward_stats"], cfg.model)  # refused before any scoring
     except (DataError, ValueError, FileNotFoundError, OSError) as e:
@@ -132,11 +138,13 @@ def serve_cmd(cfg: C.ServeConfig):
                                             "along each response and counterfactual probes (filler, repetition, ...); "
                                             "writes explanations.jsonl and report.html; docs/explain.md.")
 def explain_cmd(cfg: C.ExplainConfig):
+    from rewardlab.runtime import hf_progress_bars
     from rewardlab.data.formats import DataError
     from rewardlab.explain.run import run_explain
 
     try:
-        summary = run_explain(cfg, log=lambda m: typer.echo(m, err=True))
+        with hf_progress_bars(cfg.progress):
+            summary = run_explain(cfg, log=lambda m: typer.echo(m, err=True))
     except (DataError, ValueError, FileNotFoundError, OSError) as e:
         _fail(str(e))
     typer.echo(json.dumps(summary))
@@ -166,6 +174,7 @@ def demo_cmd(cfg: C.DemoConfig):
 @config_command(C.SampleDataConfig, "sample-data", "Write train/test JSONL of every data form (pairs, rankings, ratings, "
                                                    "labels) from the built-in task, with a README.md saying what each is.")
 def sample_data_cmd(cfg: C.SampleDataConfig):
+    from rewardlab.checkpoint import refuse_existing_output
     from rewardlab.tasks.sample import write_sample_data
 
     if not cfg.output:

@@ -803,6 +803,9 @@ class OptimizeConfig:
     batch_size: int = opt(16, "Prompts per step (per process).")
     k: int = opt(4, "Samples per prompt (rloo and grpo need >= 2; raft keeps the best --keep of them).")
     minibatch_size: int = opt(32, "Samples per forward/backward pass (gradient accumulation inside a step).")
+    sample_chunk: int = opt(0, "Prompts per generate call, each call seeded by the step and the global index of its first "
+                               "prompt (0: each process's whole batch in one call). N processes equal one process with N× "
+                               "--batch-size when both sample in the same chunks (docs/scale.md).")
     lr: float = opt(1e-5, "Learning rate (AdamW). ~1e-6..1e-5 for 0.5B+ models; ~1e-3 for the tiny policy.")
     max_grad_norm: float = opt(1.0, "Gradient clipping norm.")
     max_new_tokens: int = opt(64, "Longest completion, in tokens.")
@@ -858,6 +861,8 @@ class OptimizeConfig:
         for name in ("steps", "batch_size", "k", "minibatch_size", "max_new_tokens", "ppo_epochs", "sft_epochs", "eval_prompts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.sample_chunk < 0:
+            raise ValueError(f"sample_chunk must be >= 0, got {self.sample_chunk}")
         if self.method == "rloo" and self.k < 2:
             raise ValueError("rloo needs k >= 2 samples per prompt")
         if self.method == "mle_rl" and (self.k < 2 or self.mle_lambda < 0):
@@ -884,7 +889,8 @@ class OptimizeConfig:
 _COMMON = ("policy", "gguf_file", "reference", "output", "reward", "reward_weight", "normalize_reward", "clip_reward", "gold", "prompts",
            "prompt_field", "chat", "n_prompts", "eval_prompts", "task_seed", "max_new_tokens", "max_prompt_length",
            "temperature", "top_k", "top_p", "seed", "mixed_precision", "overwrite", "report_to", "allow_pickle")
-_TRAIN = ("steps", "batch_size", "k", "minibatch_size", "lr", "max_grad_norm", "eval_every", "save_every", "resume", "progress")
+_TRAIN = ("steps", "batch_size", "k", "minibatch_size", "sample_chunk", "lr", "max_grad_norm", "eval_every", "save_every",
+          "resume", "progress")
 _KL = ("kl_coef", "kl_target", "kl_horizon", "kl_estimator")
 METHOD_FIELDS = {
     "bon": _COMMON + ("n", "progress"),

@@ -13,6 +13,7 @@ as ``rewardlab optimize``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -52,7 +53,8 @@ def _method_command(method: str):
             summary = optimize(cfg, log=lambda m: typer.echo(m, err=True))
         except (ValueError, TypeError, FileNotFoundError, OSError) as e:
             _fail(str(e))
-        typer.echo(json.dumps(summary, default=str))
+        if int(os.environ.get("RANK", "0")) == 0:  # one summary line, also under torchrun / accelerate launch
+            typer.echo(json.dumps(summary, default=str))
 
     add_config_command(app, method, _HELP[method] + f" Writes log.jsonl, summary.json, {CONFIG_FILE} and policy/ to --output.",
                        fields_of(OptimizeConfig, METHOD_FIELDS[method]), run)

@@ -49,7 +49,7 @@ from rewardlab.config import CONFIG_FILE, OptimizeConfig, save_config, to_dict, 
 from rewardlab.data.formats import SUFFIXES, DataError, file_rows, jsonl_rows
 from rewardlab.data.records import check_messages, describe
 from rewardlab.optimize.policy import encode_examples, gold_task, load_policy, sft_loss
-from rewardlab.optimize.sampling import PolicyWithValue, Rollout, forward_tokens, sample
+from rewardlab.optimize.sampling import PolicyWithValue, Rollout, concat_rollouts, forward_tokens, pad_id, sample
 from rewardlab.rewards import DiscriminatorReward, RunningNorm, build_reward
 from rewardlab.rewards.simple import GoldReward
 from rewardlab.runtime import hf_progress_bars
@@ -205,7 +205,8 @@ class Session:
             raise ValueError("give --policy (a causal LM folder or hub id; `rewardlab optimize policy` trains a tiny one)")
         self.cfg, self.print = cfg, log
         reset_accelerator_state()  # an earlier train/optimize in this process may have fixed other settings
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, project_dir=cfg.output,
+        self.acc = Accelerator(cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),  # CPUs: DDP over gloo
+                               mixed_precision=cfg.mixed_precision, project_dir=cfg.output,
                                log_with=None if cfg.report_to == "none" else cfg.report_to)
         self.out = Path(cfg.output)
         self.task = gold_task(cfg.task_seed)
@@ -265,10 +266,36 @@ class Session:
         self.module, self.optimizer = self.acc.prepare(self.module, self.optimizer)
 
     def rows_for_step(self, step: int, n: int) -> list[dict]:
-        """n training rows for ``step`` on this process (a pure function of seed, step and process)."""
-        rng = np.random.default_rng([self.cfg.seed, step, self.acc.process_index])
-        idx = rng.choice(len(self.train_rows), size=n, replace=len(self.train_rows) < n)
-        return [self.train_rows[i] for i in idx]
+        """n training rows for ``step`` on this process: its slice of the N·n rows drawn for the step over N processes
+        (a pure function of seed and step), so N processes × n rows are the rows of one process × N·n."""
+        N, p = self.acc.num_processes, self.acc.process_index
+        rng = np.random.default_rng([self.cfg.seed, step, 0])
+        idx = rng.choice(len(self.train_rows), size=N * n, replace=len(self.train_rows) < N * n)
+        return [self.train_rows[i] for i in idx[p * n: (p + 1) * n]]
+
+    def rollout_step(self, rows: list[dict], k: int, step: int, sampler=None) -> Rollout:
+        """The step's rollout of this process's ``rows`` (k per prompt, prompt-major): ``sampler`` (default
+        :meth:`rollout`) called on chunks of ``--sample-chunk`` prompts (0: all of them), each seeded by the step and the
+        global index of its first prompt, so a prompt's samples do not depend on how the batch is split over processes."""
+        sampler = sampler or self.rollout
+        n = len(rows) // k  # prompts on this process
+        chunk = self.cfg.sample_chunk or n
+        first = self.acc.process_index * n  # global index of this process's first prompt
+        parts = [sampler(rows[i * k: (i + chunk) * k], seed=_step_seed(self.cfg, step, first + i)) for i in range(0, n, chunk)]
+        return parts[0] if len(parts) == 1 else concat_rollouts(parts, pad_id(self.tok))
+
+    def everywhere(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` of every process, concatenated in process order (``t`` itself with one process)."""
+        return self.acc.gather(t) if self.acc.num_processes > 1 else t
+
+    def gather_arrays(self, arrays: dict) -> dict:
+        """Per-sample arrays (:func:`sample_stats`) of every process, concatenated in process order (exact: pickled)."""
+        if self.acc.num_processes == 1:
+            return arrays
+        from accelerate.utils import gather_object
+
+        every = gather_object([arrays])
+        return {k: None if arrays[k] is None else np.concatenate([a[k] for a in every]) for k in arrays}
 
     def rollout(self, rows: list[dict], seed: int) -> Rollout:
         c = self.cfg
@@ -298,17 +325,17 @@ class Session:
         return cat([p.logprobs for p in parts]), cat([p.entropy for p in parts]), cat([p.values for p in parts])
 
     def reduce(self, stats: dict) -> dict:
-        """Mean of each statistic over processes."""
+        """Mean of each statistic over processes (float64: a statistic already equal everywhere stays exact)."""
         if self.acc.num_processes == 1:
             return stats
         keys = sorted(k for k, v in stats.items() if isinstance(v, (int, float)) and v is not None)
-        t = torch.tensor([float(stats[k]) for k in keys], device=self.acc.device)
+        t = torch.tensor([float(stats[k]) for k in keys], dtype=torch.float64, device=self.acc.device)
         t = self.acc.reduce(t, "mean")
         return {**stats, **dict(zip(keys, t.tolist()))}
 
     def rollout_stats(self, ro: Rollout, logp, logp_ref, entropy, proxy, gold) -> dict:
-        """Means over a rollout (entropy per token; KL per completion, summed over its tokens)."""
-        return {**summarize(sample_stats(ro, logp, logp_ref, entropy, proxy, gold)), **self.reward_stats()}
+        """Means over the step's rollout on every process (entropy per token; KL per completion, summed over its tokens)."""
+        return {**summarize(self.gather_arrays(sample_stats(ro, logp, logp_ref, entropy, proxy, gold))), **self.reward_stats()}
 
     def reward_stats(self) -> dict:
         """``disc_*``: the latest update of each discriminator reward (``disc0_*``, ``disc1_*`` … when several)."""
@@ -322,10 +349,14 @@ class Session:
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Statistics of the current policy on the held-out prompts, fixed seeds (one sample per prompt),
-        plus the std of proxy and gold over the samples."""
-        rows = self.eval_rows[self.acc.process_index:: self.acc.num_processes]
-        parts = []
+        plus the std of proxy and gold over the samples. Chunks of EVAL_CHUNK prompts, seeded by their index, are shared
+        out over the processes and gathered in order: any number of processes gives one process's figures."""
+        rows = self.eval_rows
+        parts, mine = [], []  # this process's chunks' arrays and their indices
         for i, start in enumerate(range(0, len(rows), EVAL_CHUNK)):
+            if i % self.acc.num_processes != self.acc.process_index:
+                continue
+            mine.append(i)
             chunk = rows[start: start + EVAL_CHUNK]
             ro = self.rollout(chunk, seed=self.cfg.seed * 7919 + 104_729 + i)
             logp, ent, _ = self.token_scores(self.lm, ro, entropy=True)
@@ -335,6 +366,10 @@ class Session:
             if self.teacher is not None:  # KL(student ‖ teacher), Σ_t k1 over the student's own samples
                 logp_teacher, _, _ = self.token_scores(self.teacher, ro)
                 parts[-1]["kl_student_teacher"] = A.sequence_kl(logp, logp_teacher, ro.response_mask.float()).cpu().numpy()
+        if self.acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            parts = [p for _, p in sorted(gather_object(list(zip(mine, parts))), key=lambda ip: ip[0])]
         merged = {k: None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in parts[0]}
         out = summarize(merged)
         out["proxy_std"] = float(merged["proxy"].std())
@@ -343,7 +378,7 @@ class Session:
             out["kl_student_teacher"] = float(merged["kl_student_teacher"].mean())
         if self.cfg.method == "mle_rl":
             out["ref_nll"] = self.reference_nll(rows)
-        return self.reduce(out)
+        return out
 
     def start_tracking(self) -> None:
         """The experiment tracker of ``--report-to`` (tensorboard: OUTPUT/rewardlab/; wandb: project rewardlab, the run
@@ -511,8 +546,9 @@ def _end_of_step(s: Session, extra: dict) -> None:
         s.save_checkpoint(extra)
 
 
-def _step_seed(cfg: OptimizeConfig, step: int, process: int) -> int:
-    return (cfg.seed * 1_000_003 + step * 7_919 + process) % (2**31 - 1)
+def _step_seed(cfg: OptimizeConfig, step: int, index: int) -> int:
+    """Seed of the step's generate call whose first prompt has global index ``index`` in the step's batch."""
+    return (cfg.seed * 1_000_003 + step * 7_919 + index) % (2**31 - 1)
 
 
 def _clip_and_step(s: Session) -> float:
@@ -591,7 +627,7 @@ def run_filtered(cfg: OptimizeConfig, log=print) -> dict:
     s, _, initial = _start(cfg, log)
     while s.step < cfg.steps:
         rows = [r for r in s.rows_for_step(s.step, cfg.batch_size) for _ in range(cfg.k)]  # (B·K) prompt-major
-        ro = s.rollout(rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        ro = s.rollout_step(rows, cfg.k, s.step)
         proxy, gold = s.score(rows, ro.completions)
         r = torch.as_tensor(proxy, dtype=torch.float32)  # (B·K,)
         if cfg.method == "rwr":
@@ -637,7 +673,7 @@ def run_policy_gradient(cfg: OptimizeConfig, log=print) -> dict:
     baseline = extra.get("baseline")
     while s.step < cfg.steps:
         rows = [r for r in s.rows_for_step(s.step, cfg.batch_size) for _ in range(cfg.k)]
-        ro = s.rollout(rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        ro = s.rollout_step(rows, cfg.k, s.step)
         proxy, gold = s.score(rows, ro.completions)
         logp_old, ent, _ = s.token_scores(s.module, ro, entropy=True)
         logp_ref, _, _ = s.token_scores(s.ref, ro)
@@ -647,7 +683,7 @@ def run_policy_gradient(cfg: OptimizeConfig, log=print) -> dict:
         if cfg.method == "rloo":
             adv = A.rloo_advantages(r.view(cfg.batch_size, cfg.k)).view(-1)
         else:
-            batch_mean = float(s.acc.reduce(r.mean(), "mean")) if s.acc.num_processes > 1 else float(r.mean())
+            batch_mean = float(s.everywhere(r).mean())  # over every process's samples
             baseline = batch_mean if baseline is None else baseline
             adv = r - baseline
             baseline = cfg.baseline_momentum * baseline + (1 - cfg.baseline_momentum) * batch_mean
@@ -664,7 +700,7 @@ def run_policy_gradient(cfg: OptimizeConfig, log=print) -> dict:
         kl_ctl.update(stats["kl_k1"], n * s.acc.num_processes)
         s.step += 1
         s.log({"split": "train", **s.reduce({**stats, "kl_coef": kl_ctl.value, "loss": total, "grad_norm": grad_norm,
-                                             "advantage_std": float(adv.std()),
+                                             "advantage_std": float(s.everywhere(adv).std()),
                                              "baseline": baseline if cfg.method == "reinforce" else None})})
         _end_of_step(s, {"kl_ctl": kl_ctl.state_dict(), "baseline": baseline})
     return s.finish(initial, {"kl_coef": kl_ctl.value})
@@ -683,7 +719,7 @@ def run_mle_rl(cfg: OptimizeConfig, log=print) -> dict:
     while s.step < cfg.steps:
         prompt_rows = s.rows_for_step(s.step, cfg.batch_size)
         rows = [r for r in prompt_rows for _ in range(cfg.k)]  # (B·K) prompt-major
-        ro = s.rollout(rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        ro = s.rollout_step(rows, cfg.k, s.step)
         proxy, gold = s.score(rows, ro.completions)
         logp_old, ent, _ = s.token_scores(s.module, ro, entropy=True)
         logp_ref, _, _ = s.token_scores(s.ref, ro)
@@ -734,7 +770,7 @@ def run_distill(cfg: OptimizeConfig, log=print) -> dict:
     k = 1 if cfg.teacher_sampling == "greedy" else cfg.k
     while s.step < cfg.steps:
         rows = [r for r in s.rows_for_step(s.step, cfg.batch_size) for _ in range(k)]
-        ro = teacher_outputs(s, rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        ro = s.rollout_step(rows, k, s.step, sampler=lambda chunk, seed: teacher_outputs(s, chunk, seed))
         proxy, gold = s.score(rows, ro.completions)
         logp_student, _, _ = s.token_scores(s.module, ro)  # (B·K, R) before the step
         logp_teacher, _, _ = s.token_scores(s.teacher, ro)
@@ -770,7 +806,7 @@ def run_ppo(cfg: OptimizeConfig, log=print) -> dict:
         kl_ctl.load_state_dict(extra["kl_ctl"])
     while s.step < cfg.steps:
         rows = [r for r in s.rows_for_step(s.step, cfg.batch_size) for _ in range(cfg.k)]
-        ro = s.rollout(rows, seed=_step_seed(cfg, s.step, s.acc.process_index))
+        ro = s.rollout_step(rows, cfg.k, s.step)
         proxy, gold = s.score(rows, ro.completions)
         s.module.eval()  # no dropout while scoring the rollout
         old_logp, ent, old_values = s.token_scores(s.module, ro, entropy=True)

@@ -147,6 +147,18 @@ def sample(model, tokenizer, prompts: Sequence, *, max_new_tokens: int = 64, tem
     return Rollout(prompt_ids, prompt_mask, response_ids, response_mask, ended, list(prompts), completions)
 
 
+def concat_rollouts(parts: Sequence[Rollout], pad: int) -> Rollout:
+    """One rollout of several, rows in order: prompts left-padded to the longest (P), completions right-padded (R)."""
+    P = max(r.prompt_ids.shape[1] for r in parts)
+    R = max(r.response_ids.shape[1] for r in parts)
+    left = lambda t, v: torch.nn.functional.pad(t, (P - t.shape[1], 0), value=v)  # noqa: E731
+    right = lambda t, v: torch.nn.functional.pad(t, (0, R - t.shape[1]), value=v)  # noqa: E731
+    return Rollout(torch.cat([left(r.prompt_ids, pad) for r in parts]), torch.cat([left(r.prompt_mask, 0) for r in parts]),
+                   torch.cat([right(r.response_ids, pad) for r in parts]), torch.cat([right(r.response_mask, 0) for r in parts]),
+                   torch.cat([r.ended for r in parts]), [p for r in parts for p in r.prompts],
+                   [c for r in parts for c in r.completions])
+
+
 class TokenScores(NamedTuple):
     logprobs: torch.Tensor  # (B, R) log π(y_t | x, y_<t), 0 at padding
     entropy: torch.Tensor | None  # (B, R) H(π(· | x, y_<t)), 0 at padding
@@ -188,7 +200,16 @@ class PolicyWithValue(torch.nn.Module):
 def forward_tokens(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor,
                    response_mask: torch.Tensor, temperature: float = 1.0, entropy: bool = False) -> TokenScores:
     """Per-token log-probs (and entropies, values) of the completion tokens under ``model`` — a Hugging
-    Face causal LM or a :class:`PolicyWithValue` (possibly wrapped by Accelerate)."""
+    Face causal LM or a :class:`PolicyWithValue` (possibly wrapped by Accelerate).
+
+    Columns that are padding in every row (leading prompt columns, trailing completion columns) are cut before the
+    forward pass and the outputs padded back with zeros to (B, R): the numbers of a row depend on the rows of this
+    call, not on how far a larger rollout was padded (so N processes reproduce one process's forward passes)."""
+    R_in = response_ids.shape[1]
+    p0 = int((prompt_mask.sum(0) > 0).long().argmax())  # first prompt column that is real in some row
+    r1 = max(1, int((response_mask.sum(0) > 0).nonzero().max()) + 1) if bool(response_mask.any()) else 1
+    prompt_ids, prompt_mask = prompt_ids[:, p0:], prompt_mask[:, p0:]
+    response_ids, response_mask = response_ids[:, :r1], response_mask[:, :r1]
     ids = torch.cat([prompt_ids, response_ids], 1)  # (B, P+R)
     mask = torch.cat([prompt_mask, response_mask], 1)  # (B, P+R)
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P+R)
@@ -209,7 +230,8 @@ def forward_tokens(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, r
     m = response_mask.to(logits.dtype)  # (B, R)
     logp = logp_all.gather(-1, response_ids[..., None]).squeeze(-1) * m  # (B, R)
     ent = -(logp_all.exp() * logp_all).sum(-1) * m if entropy else None  # (B, R)
-    return TokenScores(logp, ent, None if values is None else values * m)
+    back = lambda t: None if t is None else torch.nn.functional.pad(t, (0, R_in - R))  # noqa: E731  (B, R_in)
+    return TokenScores(back(logp), back(ent), None if values is None else back(values * m))
 
 
 def completion_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:

@@ -7,7 +7,8 @@ import torch
 
 from rewardlab.optimize.policy import encode_examples
 from rewardlab.optimize.sampling import (
-    PolicyWithValue, decode_completions, encode_prompts, eos_ids, forward_tokens, sample, truncate_at_eos,
+    PolicyWithValue, concat_rollouts, decode_completions, encode_prompts, eos_ids, forward_tokens, pad_id, sample,
+    truncate_at_eos,
 )
 from rewardlab.rewards import GoldReward
 
@@ -109,3 +110,23 @@ def test_lm_likelihood_reward_is_the_mean_token_logprob(random_lm):
         with torch.no_grad():
             lp = forward_tokens(model, p_ids[i:i + 1], p_mask[i:i + 1], r, torch.ones_like(r)).logprobs
         assert got[i] == pytest.approx(float(lp.mean()), abs=1e-4)
+
+
+def test_concatenated_rollouts_score_as_each_part_alone(random_lm):
+    """Two rollouts sampled apart (a short prompt, a long one; completions of other lengths) joined by
+    ``concat_rollouts``: the rows keep their tokens, and ``forward_tokens`` on a slice of the padded whole gives each
+    part's own log-probs bit for bit (columns that are padding in every row are cut), zeros beyond — what makes a
+    minibatch's numbers independent of how its process's rollout was padded (tests/optimize/test_multiprocess.py)."""
+    model, tok = random_lm
+    a = sample(model, tok, PROMPTS[1:2] * 2, max_new_tokens=6, seed=1)
+    b = sample(model, tok, PROMPTS[2:3] * 2, max_new_tokens=12, seed=2)
+    whole = concat_rollouts([a, b], pad_id(tok))
+    assert whole.completions == a.completions + b.completions and whole.prompts == a.prompts + b.prompts
+    assert whole.prompt_ids.shape[1] == max(a.prompt_ids.shape[1], b.prompt_ids.shape[1])
+    with torch.no_grad():
+        for part, rows in ((a, slice(0, 2)), (b, slice(2, 4))):
+            own = forward_tokens(model, *part[:4], entropy=True)
+            cut = forward_tokens(model, *(t[rows] for t in whole[:4]), entropy=True)
+            R = part.response_ids.shape[1]
+            assert torch.equal(cut.logprobs[:, :R], own.logprobs) and torch.equal(cut.entropy[:, :R], own.entropy)
+            assert float(cut.logprobs[:, R:].abs().sum()) == 0.0
