@@ -326,7 +326,12 @@ def hub_rows(source: str, split: str | None) -> tuple[Iterator[tuple[str, object
     if split is not None and id_split is not None and split != id_split:
         raise ValueError(f"{source}: split {id_split!r} in the id and split={split!r} disagree")
     split = id_split or split or "train"
-    ds = datasets.load_dataset(name, config, split=split)
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except (ConnectionError, FileNotFoundError, OSError) as e:  # offline, or no such dataset on the Hub
+        raise FileNotFoundError(f"{source}: no such local file or folder, and not a Hugging Face dataset that could be "
+                                f"loaded ({type(e).__name__}: {e}); give a path to a data file or folder, or a hub id "
+                                f"with the network on") from None
     prefix = name + (f":{config}" if config else "") + f"@{split}"
     return _dataset_rows(ds, prefix), f"hub dataset, split {split!r}"
 

@@ -143,7 +143,7 @@ class DiscriminatorReward:
         reward = cls(model, tokenizer, max_length=max_length or meta.get("max_length", 512), **kwargs)
         state = Path(path) / STATE
         if meta.get("format") == "rewardlab-discriminator" and state.is_file():
-            reward.load_state_dict({"model": None, **torch.load(state, map_location="cpu", weights_only=False)})
+            reward.load_state_dict({"model": None, **torch.load(state, map_location="cpu", weights_only=True)})
         return reward
 
     # -------------------------------------------------- state

@@ -135,6 +135,16 @@ def test_score_and_sample_data_refuse_to_overwrite_unless_asked(tmp_path, tiny_l
     ok(*common, "--overwrite")
 
 
+def test_data_that_is_neither_a_path_nor_a_reachable_dataset(tmp_path, tiny_llama):
+    """A --data that is no local path is looked up on the Hub; offline (or no such dataset) that is a clear error
+    naming it, not the datasets library's traceback."""
+    for args in (("train", "--data", "no-such-data", "--model", tiny_llama, "--output", tmp_path / "o"),
+                 ("eval", "--data", "no-such-data", "--model", tiny_llama)):
+        r = runner.invoke(app, [str(a) for a in (*args, "--no-progress")])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert "no-such-data: no such local file or folder" in r.output, r.output
+
+
 # --------------------------------------------------------------------------- a study resumed over damaged results
 
 
