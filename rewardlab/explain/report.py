@@ -48,12 +48,8 @@ def record_html(rec: dict, prompt_chars: int = 400) -> str:
     sides = [(k, rec[k]) for k in ("chosen", "rejected") if k in rec] or [("response", rec)]
     scale = max([abs(t["attribution"]) for _, s in sides for t in s["tokens"]] + [1e-12])
     prompt = str(rec.get("prompt_text", ""))
-    head = ""
-    if "margin" in rec:
-        verdict = "right" if rec["margin"] > 0 else "WRONG"
-        head = f"<div><b>record {rec['index']}</b>: margin {rec['margin']:+.3f} ({verdict})</div>"
-    else:
-        head = f"<div><b>record {rec['index']}</b></div>"
+    verdict = f": margin {rec['margin']:+.3f} ({'right' if rec['margin'] > 0 else 'WRONG'})" if "margin" in rec else ""
+    head = f"<div><b>record {rec['index']}</b>{verdict}</div>"
     short = prompt if len(prompt) <= prompt_chars else "…" + prompt[-prompt_chars:]
     parts = [head, f"<div style='color:#616e7c;font-size:13px;white-space:pre-wrap'>prompt: {html.escape(short)}</div>"]
     for name, side in sides:

@@ -126,6 +126,15 @@ def probe_model(rm, tokenizer, form: str, records: list, cfg: ExplainConfig, max
                       cfg.rewrite.split(":")[-1] if cfg.rewrite else "rewrite")
 
 
+def write_explanations(out: Path, explained: list[dict]) -> Path:
+    """OUT/explanations.jsonl, one explained record per line (the folder is made if missing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "explanations.jsonl", "w", encoding="utf-8") as f:
+        for e in explained:
+            f.write(json.dumps(e) + "\n")
+    return out / "explanations.jsonl"
+
+
 def run_explain(cfg: ExplainConfig, log=print) -> dict:
     """Explain ``cfg.model`` on ``cfg.input`` into ``cfg.output``; returns the summary the CLI prints."""
     from rewardlab import report as R
@@ -150,10 +159,7 @@ def run_explain(cfg: ExplainConfig, log=print) -> dict:
     explained = explain_records(rm, tokenizer, form, records, cfg, rm.append_eos, max_length)
     probes = probe_model(rm, tokenizer, form, records, cfg, max_length)
 
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "explanations.jsonl", "w") as f:
-        for e in explained:
-            f.write(json.dumps(e) + "\n")
+    write_explanations(out, explained)
     write_json_atomic(out / "probes.json", probes)
     save_config(cfg, out / CONFIG_FILE)
     sides = [s for e in explained for s in ([e["chosen"], e["rejected"]] if form == "pairs" else [e])]
@@ -188,9 +194,6 @@ def explain_for_eval(rm, tokenizer, records: list, rewards: list, n: int, out: P
     for e, i in zip(explained, worst):
         e["index"] = i  # the record's index in the evaluated data
     probes = probe_model(rm, tokenizer, "pairs", records[:probe_records], cfg, max_length)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "explanations.jsonl", "w") as f:
-        for e in explained:
-            f.write(json.dumps(e) + "\n")
+    write_explanations(out, explained)
     html = explain_section(explained, probes, out, n, "ig")
     return html, {"probes": probes, "explained": worst, "explanations": str(out / "explanations.jsonl")}

@@ -85,6 +85,20 @@ def _policy_command():
 
 _policy_command()
 
+def _own_and_base(own_cls, own_fields, path, values: dict, verb: str, method_of):
+    """(own, base) for a verb that runs optimize: its own options (``own_cls``, popped from ``values``) and the
+    OptimizeConfig of the rest with ``method_of(own)`` and the verb's --output. Writes OUTPUT/rewardlab_config.yaml:
+    ``base`` (loadable by --config), then the verb's own options as a comment line."""
+    own = own_cls(**{f.name: values.pop(f.name) for f, _ in own_fields if f.name in values})
+    base = load_config(OptimizeConfig, path, **values, method=method_of(own), output=own.output)
+    output = Path(own.output)
+    output.mkdir(parents=True, exist_ok=True)
+    save_config(base, output / CONFIG_FILE)
+    with open(output / CONFIG_FILE, "a", encoding="utf-8") as f:
+        f.write(f"# {verb}: " + json.dumps(to_dict(own)) + "\n")
+    return own, base
+
+
 _OVEROPT_SKIP = {"method", "reward", "reward_weight", "output", "prompts", "prompt_field", "gold", "n", "resume", "save_every"}
 _OVEROPT_FIELDS = [n for n in dict.fromkeys(sum((METHOD_FIELDS[m] for m in ("ppo", "reinforce", "rwr", "raft")), ()))
                    if n not in _OVEROPT_SKIP]
@@ -97,13 +111,8 @@ def _overopt_command():
         from rewardlab.optimize.overopt import curve_from_bon, curve_from_log, report, run_overopt
 
         try:
-            own = OveroptConfig(**{f.name: values.pop(f.name) for f, _ in own_fields if f.name in values})
+            own, base = _own_and_base(OveroptConfig, own_fields, path, values, "overopt", lambda o: o.rl_method)
             output = Path(own.output)
-            base = load_config(OptimizeConfig, path, **values, method=own.rl_method, output=own.output)
-            output.mkdir(parents=True, exist_ok=True)
-            save_config(base, output / CONFIG_FILE)  # loadable by --config; overopt's own options follow as a comment
-            with open(output / CONFIG_FILE, "a", encoding="utf-8") as f:
-                f.write("# overopt: " + json.dumps(to_dict(own)) + "\n")
             curves = [curve_from_bon(json.loads((Path(d) / "summary.json").read_text()), n) for n, d in own.bon_run.items()]
             curves += [curve_from_log(Path(d) / "log.jsonl", n) for n, d in own.rl_run.items()]
             if own.rm:
@@ -137,13 +146,8 @@ def _sweep_command():
         from rewardlab.optimize.sweep import lambda_sweep
 
         try:
-            own = SweepConfig(**{f.name: values.pop(f.name) for f, _ in own_fields if f.name in values})
+            own, base = _own_and_base(SweepConfig, own_fields, path, values, "sweep", lambda o: "mle_rl")
             output = Path(own.output)
-            base = load_config(OptimizeConfig, path, **values, method="mle_rl", output=own.output)
-            output.mkdir(parents=True, exist_ok=True)
-            save_config(base, output / CONFIG_FILE)  # loadable by --config; the sweep's own options follow as a comment
-            with open(output / CONFIG_FILE, "a", encoding="utf-8") as f:
-                f.write("# sweep: " + json.dumps(to_dict(own)) + "\n")
             summary = lambda_sweep(base, own.lambdas, output, log=lambda m: typer.echo(m, err=True))
         except (ValueError, TypeError, FileNotFoundError, OSError) as e:
             _fail(str(e))
