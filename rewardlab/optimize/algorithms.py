@@ -123,17 +123,25 @@ def group_advantages(r: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True) + eps)
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None, count: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Σ x·mask / Σ mask (at least 1), over all entries or along ``dim``. ``count`` (all entries only) replaces Σ mask as
+    the divisor: over several processes each one divides its own sum by its share of the tokens of every process, so
+    that the processes' values add up (DDP: average up) to the mean over all of them."""
     m = mask.to(x.dtype)
     if dim is None:
-        return (x * m).sum() / m.sum().clamp(min=1.0)
+        return (x * m).sum() / (m.sum().clamp(min=1.0) if count is None else count)
+    if count is not None:
+        raise ValueError("count divides the sum over all entries; give no dim with it")
     return (x * m).sum(dim) / m.sum(dim).clamp(min=1.0)
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
-    """(x − μ)/σ over the real entries (μ, σ of the masked values); keeps μ when ``shift_mean`` is False."""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8,
+                  mean: torch.Tensor | None = None, var: torch.Tensor | None = None) -> torch.Tensor:
+    """(x − μ)/σ over the real entries (μ, σ of the masked values); keeps μ when ``shift_mean`` is False. ``mean`` and
+    ``var`` given (e.g. over every process's tokens, so that the split of a batch does not change its advantages)
+    replace the masked moments of ``x``."""
+    mean = masked_mean(x, mask) if mean is None else mean
+    var = masked_mean((x - mean) ** 2, mask) if var is None else var
     out = (x - mean) * torch.rsqrt(var + eps)
     return (out if shift_mean else out + mean) * mask.to(x.dtype)
 
@@ -165,32 +173,52 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return adv, (adv + values) * m
 
 
+# ---------------------------------------------------------------------------- minibatches
+
+
+def process_minibatches(order: np.ndarray, processes: int, process: int, size: int) -> list[np.ndarray]:
+    """This process's share of each global minibatch: ``order`` is a permutation of the N = processes·n samples of a
+    step (process p holds samples p·n … (p+1)·n − 1, in process order), global minibatch j is
+    order[j·processes·size : (j+1)·processes·size], and its share here is the entries this process holds, as indices
+    into its own n samples, in the permutation's order — uneven, possibly empty. One process: the minibatches of
+    ``size`` of ``order`` itself; every process gets the same number of shares, so each takes as many steps."""
+    n = len(order) // processes
+    first = process * n
+    shares = []
+    for start in range(0, len(order), processes * size):
+        chunk = order[start: start + processes * size]  # (≤ processes·size,) global indices
+        shares.append(chunk[(chunk >= first) & (chunk < first + n)] - first)
+    return shares
+
+
 # ---------------------------------------------------------------------------- losses
 
 
 def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                    clip: float = 0.2) -> tuple[torch.Tensor, dict]:
+                    clip: float = 0.2, count: torch.Tensor | float | None = None) -> tuple[torch.Tensor, dict]:
     """Clipped surrogate (Schulman et al. 2017): −mean_t min(ρ_t A_t, clip(ρ_t, 1 − ε, 1 + ε) A_t), ρ_t = π/π_old.
 
-    Returns the loss and {clipfrac, approx_kl (mean k3 of π_old vs π)}.
+    Returns the loss and {clipfrac, approx_kl (mean k3 of π_old vs π)}; ``count`` divides the token sums instead of
+    the mask's own count (:func:`masked_mean`).
     """
     log_ratio = logp - old_logp
     ratio = torch.exp(log_ratio)
     loss = torch.maximum(-adv * ratio, -adv * torch.clamp(ratio, 1.0 - clip, 1.0 + clip))
     with torch.no_grad():
-        clipfrac = masked_mean(((ratio - 1.0).abs() > clip).float(), mask)
-        approx_kl = masked_mean(torch.expm1(-log_ratio) + log_ratio, mask)
-    return masked_mean(loss, mask), {"clipfrac": float(clipfrac), "approx_kl": float(approx_kl)}
+        clipfrac = masked_mean(((ratio - 1.0).abs() > clip).float(), mask, count=count)
+        approx_kl = masked_mean(torch.expm1(-log_ratio) + log_ratio, mask, count=count)
+    return masked_mean(loss, mask, count=count), {"clipfrac": float(clipfrac), "approx_kl": float(approx_kl)}
 
 
 def ppo_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-                   clip: float = 0.2) -> tuple[torch.Tensor, dict]:
-    """Clipped value loss: ½ mean_t max((V − G)², (V_old + clip(V − V_old, −ε, ε) − G)²)."""
+                   clip: float = 0.2, count: torch.Tensor | float | None = None) -> tuple[torch.Tensor, dict]:
+    """Clipped value loss: ½ mean_t max((V − G)², (V_old + clip(V − V_old, −ε, ε) − G)²); ``count`` as in
+    :func:`ppo_policy_loss`."""
     clipped = old_values + torch.clamp(values - old_values, -clip, clip)
     loss = 0.5 * torch.maximum((values - returns) ** 2, (clipped - returns) ** 2)
     with torch.no_grad():
-        vclipfrac = masked_mean(((values - old_values).abs() > clip).float(), mask)
-    return masked_mean(loss, mask), {"vf_clipfrac": float(vclipfrac)}
+        vclipfrac = masked_mean(((values - old_values).abs() > clip).float(), mask, count=count)
+    return masked_mean(loss, mask, count=count), {"vf_clipfrac": float(vclipfrac)}
 
 
 def policy_gradient_loss(seq_logp: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:

@@ -288,6 +288,18 @@ class Session:
         """``t`` of every process, concatenated in process order (``t`` itself with one process)."""
         return self.acc.gather(t) if self.acc.num_processes > 1 else t
 
+    def total(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over every process (``t`` itself with one process)."""
+        return self.acc.reduce(t, "sum") if self.acc.num_processes > 1 else t
+
+    def masked_mean(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``A.masked_mean`` over the real entries of every process's ``x`` (the processes' masked sums and counts are
+        added), so a statistic of the whole batch does not depend on how it is split; with one process, exactly
+        ``A.masked_mean(x, mask)``."""
+        m = mask.to(x.dtype)
+        total, count = self.total(torch.stack([(x * m).sum(), m.sum()]))
+        return total / count.clamp(min=1.0)
+
     def gather_arrays(self, arrays: dict) -> dict:
         """Per-sample arrays (:func:`sample_stats`) of every process, concatenated in process order (exact: pickled)."""
         if self.acc.num_processes == 1:
@@ -797,7 +809,12 @@ def run_distill(cfg: OptimizeConfig, log=print) -> dict:
 def run_ppo(cfg: OptimizeConfig, log=print) -> dict:
     """PPO (see the module docstring). advantage=gae: per-token rewards −β·kl_t plus the score at the
     last token, GAE over a value head on the policy's trunk, whitened advantages, clipped policy and
-    value losses. advantage=grpo: A = group-normalised score for every token, loss + β·k3 KL, no critic."""
+    value losses. advantage=grpo: A = group-normalised score for every token, loss + β·k3 KL, no critic.
+
+    Over P processes everything that spans samples spans the whole batch, so P × --batch-size B runs as one process
+    with P·B and --minibatch-size P·m: --whiten-rewards and the GAE whitening use every process's scores and tokens, one
+    permutation of the P·B·K samples makes the global minibatches of P·m (each process takes its own samples of each),
+    and each process divides its token sums by 1/P of the global minibatch's token count (DDP averages the gradients)."""
     grpo = cfg.advantage == "grpo"
     s, extra, initial = _start(cfg, log, value_head=not grpo)
     kl_ctl = (A.AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.kl_target
@@ -815,7 +832,8 @@ def run_ppo(cfg: OptimizeConfig, log=print) -> dict:
         mask = ro.response_mask.float()  # (B, R)
         score = torch.as_tensor(proxy, dtype=torch.float32, device=mask.device)  # (B,)
         if cfg.whiten_rewards:
-            score = (score - score.mean()) / (score.std() + 1e-8)
+            every = s.everywhere(score)  # (P·B,) the whole batch's scores, whatever its split
+            score = (score - every.mean()) / (every.std() + 1e-8)
         kl_tok = A.KL_ESTIMATORS[cfg.kl_estimator](old_logp, logp_ref) * mask  # (B, R)
         if grpo:
             adv = A.group_advantages(score.view(cfg.batch_size, cfg.k)).view(-1, 1) * mask  # (B, R)
@@ -823,23 +841,30 @@ def run_ppo(cfg: OptimizeConfig, log=print) -> dict:
         else:
             rewards = A.token_rewards(score, kl_tok, mask, kl_ctl.value)  # (B, R)
             adv, returns = A.gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
-            adv = A.masked_whiten(adv, mask)
-        n = mask.shape[0]
-        rng = np.random.default_rng([cfg.seed, s.step, 29])
+            mean = s.masked_mean(adv, mask)  # moments over every process's tokens
+            adv = A.masked_whiten(adv, mask, mean=mean, var=s.masked_mean((adv - mean) ** 2, mask))
+        n, processes = mask.shape[0], s.acc.num_processes
+        rng = np.random.default_rng([cfg.seed, s.step, 29])  # the same on every process
         pl_log, vl_log, kl_log, clip_log = [], [], [], []
         for _ in range(cfg.ppo_epochs):
-            order = torch.as_tensor(rng.permutation(n))
-            for start in range(0, n, cfg.minibatch_size):
-                idx = order[start: start + cfg.minibatch_size]
+            # one permutation of all processes' samples; each takes its share of every global minibatch
+            shares = A.process_minibatches(rng.permutation(n * processes), processes, s.acc.process_index,
+                                           cfg.minibatch_size)
+            counts = s.total(torch.stack([mask[torch.as_tensor(i)].sum() for i in shares]))  # (J,) global tokens
+            for share, tokens in zip(shares, counts):
+                # an empty share still joins DDP's gradient all-reduce: one row, weighted 0
+                idx = torch.as_tensor(share if len(share) else [0])
+                m = mask[idx] if len(share) else torch.zeros_like(mask[idx])
+                # its share of the global minibatch's tokens: DDP's mean of the processes' losses = the token mean
+                count = tokens.clamp(min=1.0) / processes
                 out = forward_tokens(s.module, *_take(ro, idx), cfg.temperature)
-                m = mask[idx]
-                pl, st = A.ppo_policy_loss(out.logprobs, old_logp[idx], adv[idx], m, cfg.clip_range)
+                pl, st = A.ppo_policy_loss(out.logprobs, old_logp[idx], adv[idx], m, cfg.clip_range, count)
                 if grpo:
-                    kl_term = A.masked_mean(A.kl_k3(out.logprobs, logp_ref[idx]), m)
+                    kl_term = A.masked_mean(A.kl_k3(out.logprobs, logp_ref[idx]), m, count=count)
                     loss = pl + kl_ctl.value * kl_term
                     kl_log.append(float(kl_term.detach()))
                 else:
-                    vl, vst = A.ppo_value_loss(out.values, old_values[idx], returns[idx], m, cfg.value_clip)
+                    vl, vst = A.ppo_value_loss(out.values, old_values[idx], returns[idx], m, cfg.value_clip, count)
                     loss = pl + cfg.vf_coef * vl
                     vl_log.append(float(vl.detach()))
                 s.acc.backward(loss)
@@ -847,7 +872,7 @@ def run_ppo(cfg: OptimizeConfig, log=print) -> dict:
                 pl_log.append(float(pl.detach()))
                 clip_log.append(st["clipfrac"])
         stats = s.rollout_stats(ro, old_logp, logp_ref, ent, proxy, gold)
-        kl_ctl.update(stats["kl_k1"], n * s.acc.num_processes)
+        kl_ctl.update(stats["kl_k1"], n * processes)  # samples of the whole batch, as one process with P·B
         s.step += 1
         s.log({"split": "train", **s.reduce({**stats, "kl_coef": kl_ctl.value, "policy_loss": float(np.mean(pl_log)),
                                              "value_loss": float(np.mean(vl_log)) if vl_log else None,

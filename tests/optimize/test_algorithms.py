@@ -1,5 +1,6 @@
 """The maths of policy optimisation on hand-made tensors: KL estimators vs exact KL, best-of-N vs its
-analytic KL, advantages, GAE, PPO losses, the adaptive KL controller, RWR weights, RAFT filtering."""
+analytic KL, advantages, GAE, PPO losses, the adaptive KL controller, RWR weights, RAFT filtering, and PPO's
+token means and minibatches over several processes."""
 
 from __future__ import annotations
 
@@ -140,3 +141,49 @@ def test_rwr_weights_and_topk_filter():
     keep = A.topk_mask(torch.tensor([[1.0, 3.0, 2.0], [5.0, 4.0, 6.0]]), 1)
     assert keep.tolist() == [[False, True, False], [False, False, True]]
     assert A.topk_mask(torch.tensor([[1.0, 3.0, 2.0]]), 2).tolist() == [[False, True, True]]
+
+
+def test_masked_mean_with_a_count_and_whitening_with_given_moments():
+    """x = [1, 2, 3 (pad)], mask [1, 1, 0]: mean 1.5; with count 4 (e.g. 2 of a global minibatch's 8 tokens over
+    2 processes) 3/4 = 0.75. Whitening with given μ = 1, σ² = 4: [(1 − 1)/2, (2 − 1)/2, 0] = [0, 0.5, 0]; without them
+    the batch's own μ = 1.5, σ² = 0.25: [−1, 1, 0]."""
+    x, mask = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 1.0, 0.0]])
+    assert float(A.masked_mean(x, mask)) == 1.5
+    assert float(A.masked_mean(x, mask, count=4.0)) == 0.75
+    assert float(A.masked_mean(x, torch.zeros_like(mask), count=4.0)) == 0.0  # an empty share adds nothing
+    with pytest.raises(ValueError, match="no dim"):
+        A.masked_mean(x, mask, dim=-1, count=4.0)
+    given = A.masked_whiten(x, mask, mean=torch.tensor(1.0), var=torch.tensor(4.0), eps=0.0)
+    assert given.tolist()[0] == [0.0, 0.5, 0.0]
+    assert A.masked_whiten(x, mask, eps=0.0).tolist()[0] == [-1.0, 1.0, 0.0]
+
+
+def test_ppo_losses_divide_by_the_given_count():
+    """Two processes, each holding one of a global minibatch's 2 tokens, count = 2/2 = 1: each loss is its own token's,
+    and their mean (DDP's) is the 1-process token mean. Token A: ratio 1, A = 1 → −1; token B: ratio e^{0.4}, A = 1 →
+    clipped −1.2; mean −1.1, clipfrac ½. Value: one real token, V = 1, V_old = 0, G = 1 → 0.32 (clipped), over count 2
+→ 0.16."""
+    logp, old, adv = torch.tensor([[0.0, 0.4]]), torch.zeros(1, 2), torch.ones(1, 2)
+    both, st = A.ppo_policy_loss(logp, old, adv, torch.ones(1, 2), 0.2)
+    assert float(both) == pytest.approx(-1.1) and st["clipfrac"] == 0.5
+    shares = [A.ppo_policy_loss(logp, old, adv, torch.tensor([m]), 0.2, count=1.0) for m in ([1.0, 0.0], [0.0, 1.0])]
+    assert [float(loss) for loss, _ in shares] == pytest.approx([-1.0, -1.2])
+    assert sum(float(loss) for loss, _ in shares) / 2 == pytest.approx(float(both))
+    assert sum(s["clipfrac"] for _, s in shares) / 2 == 0.5
+    values, ret = torch.tensor([[1.0, 1.0]]), torch.ones(1, 2)
+    vl, _ = A.ppo_value_loss(values, torch.tensor([[0.0, 1.0]]), ret, torch.tensor([[1.0, 0.0]]), 0.2, count=2.0)
+    assert float(vl) == pytest.approx(0.32 / 2)
+
+
+def test_process_minibatches_share_out_one_global_permutation():
+    """8 samples over 2 processes (process 0 holds 0–3, process 1 holds 4–7), 2 per process per minibatch: order
+    [5, 1, 6, 7, 0, 2, 3, 4] makes global minibatches [5, 1, 6, 7] and [0, 2, 3, 4]. Process 0 takes [1] and [0, 2, 3],
+    process 1 takes [5, 6, 7] − 4 = [1, 2, 3] and [4] − 4 = [0]. With [4, 5, 6, 7, …] first, process 0's first share is
+    empty. One process: order cut into minibatches of 2, unchanged."""
+    order = np.array([5, 1, 6, 7, 0, 2, 3, 4])
+    share = lambda o, p: [s.tolist() for s in A.process_minibatches(np.array(o), 2, p, 2)]  # noqa: E731
+    assert share(order, 0) == [[1], [0, 2, 3]]
+    assert share(order, 1) == [[1, 2, 3], [0]]
+    assert share([4, 5, 6, 7, 0, 1, 2, 3], 0) == [[], [0, 1, 2, 3]]
+    one = [s.tolist() for s in A.process_minibatches(order, 1, 0, 3)]
+    assert one == [[5, 1, 6], [7, 0, 2], [3, 4]]
