@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,16 @@ class TrainConfig:
     backward_groups: int = opt(0, "Pair losses: run the backward pass per this many groups of pairs of a batch. Same gradient, "
                                   "activations of one group alive at a time (less memory). 0 = auto (2 on a CPU when the loss "
                                   "and regularisers split over pairs, else 1).")
+    packing: str = opt("auto", "Padding-free training of a decoder RM: each forward is one row of its sequences back to back, "
+                               "position ids restarting at 0 for each, no padding (same rewards and gradients). on, off, or "
+                               "auto: on only on CUDA with flash_attention_2/3 (varlen kernels; not measured here, no GPU). "
+                               "On the 2-core CPU (sdpa, fp32, bench mini Llama) packing trained at 0.66x the default path "
+                               "(4 packed chunks) and 0.34x as one packed row: sdpa attends over the whole packed row and the "
+                               "pooled last-layer shortcut is off, so auto keeps it off there. An encoder, or an attention "
+                               "implementation without packed sequences, is refused with --packing on.")
+    attn_implementation: str = opt(None, "The backbone's attention implementation, as transformers names it: sdpa, eager, "
+                                         "flash_attention_2 (needs the flash-attn package and a GPU; with it --packing auto "
+                                         "packs), … Default: transformers' choice (sdpa where the model has it).")
     log_every: int = opt(10, "Log loss and train accuracy every N optimizer steps (a log waits for the device to catch up).")
     disable_dropout: bool = opt(True, "Set every dropout probability of the backbone to 0 for training, as TRL's RewardTrainer does "
                                       "by default (rewards then do not depend on a random mask; --no-disable-dropout keeps them).")
@@ -192,11 +203,13 @@ class TrainConfig:
 
         from rewardlab.data.formats import parse_source
 
-        self.data = [self.data] if isinstance(self.data, (str, dict)) else list(self.data or [])
+        self.data = [self.data] if isinstance(self.data, (str, dict, os.PathLike)) else list(self.data or [])
         self.data = [parse_source(d).spec() if isinstance(d, dict) else str(d) for d in self.data]  # a YAML mapping → its item
         self.loss_args = parse_kv(self.loss_args, "--loss-arg")
         self.regularizers = {k: float(v) for k, v in parse_kv(self.regularizers, "--regularizer").items()}
         self.columns = {k: str(v) for k, v in parse_kv(self.columns, "--column").items()}
+        if isinstance(self.packing, bool):  # YAML reads `packing: on` / `off` as a bool
+            self.packing = "on" if self.packing else "off"
         checks = [
             (self.scheduler in ("linear", "cosine", "constant"), f"scheduler must be linear, cosine or constant, got {self.scheduler!r}"),
             (self.mixed_precision in ("auto", "no", "bf16", "fp16"), f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"),
@@ -209,6 +222,7 @@ class TrainConfig:
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
             (self.length_chunks >= 0, f"length_chunks must be >= 0 (0 = auto), got {self.length_chunks}"),
             (self.backward_groups >= 0, f"backward_groups must be >= 0 (0 = auto), got {self.backward_groups}"),
+            (self.packing in ("auto", "on", "off"), f"packing must be auto, on or off, got {self.packing!r}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
@@ -501,8 +515,19 @@ class ServeConfig:
             if not ok:
                 raise ValueError(msg)
 
+def _plain(value):
+    """A value ``yaml.safe_dump`` writes: paths (``Path``, what ``get_model_path()``-style helpers return) as strings."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
+    return {k: _plain(v) for k, v in dataclasses.asdict(cfg).items()}
 
 
 def save_config(cfg, path: str | Path) -> Path:

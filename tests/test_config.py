@@ -104,3 +104,13 @@ def test_one_name_for_saved_configs():
     assert C.CONFIG_FILE == "rewardlab_config.yaml"
     assert C.config_beside("out/scored.jsonl") == Path("out/scored.rewardlab_config.yaml")
     assert C.config_beside(Path("m.json")) == Path("m.rewardlab_config.yaml")
+
+
+def test_a_config_given_paths_saves_them_as_text(tmp_path):
+    """The Python API takes ``Path`` objects where the CLI gives strings (e.g. a packaged model's ``get_model_path()``):
+    the saved YAML holds them as plain strings, and loads back to the same values."""
+    cfg = C.TrainConfig(data=tmp_path / "pairs.jsonl", model=tmp_path / "model", output=str(tmp_path / "out"))
+    saved = C.save_config(cfg, tmp_path / "cfg.yaml")
+    assert "!!python" not in saved.read_text()
+    back = C.load_config(C.TrainConfig, saved)
+    assert (back.data, back.model) == ([str(tmp_path / "pairs.jsonl")], str(tmp_path / "model"))

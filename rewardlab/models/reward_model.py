@@ -96,6 +96,42 @@ def _at(hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
+# Attention implementations that read packed sequences from position ids restarting at 0 (attention_mask None):
+# eager, sdpa and flex build a block-diagonal causal mask (transformers' masking_utils), flash-attention its varlen kernels.
+PACKING_ATTENTION = ("eager", "sdpa", "flex_attention", "flash_attention_2", "flash_attention_3")
+
+
+def packing_plan(attention_mask: torch.Tensor, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where N padded rows go in one padding-free row: (tokens (S,), indices into the flattened (N*T) rows in row
+    order; position ids (S,), restarting at 0 for each row; ends (N,), where each row's reward token lands).
+
+    A row keeps its tokens of mask 1 up to its reward position ``last`` (N,) and ``last`` itself: under causal
+    attention a later token cannot reach the reward, and a row with no real token (a ranking's padding row) still
+    reads one. Position ids count the kept tokens, as the padded forward's cumsum of the mask does, so every
+    token sees the same positions and keys as there, whatever the padding side."""
+    index = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    keep = (attention_mask.bool() & (index <= last[:, None])) | (index == last[:, None])  # (N, T)
+    tokens = keep.flatten().nonzero().squeeze(-1)  # (S,)
+    positions = (keep.long().cumsum(-1) - 1).flatten()[tokens]  # (S,)
+    ends = keep.sum(-1).cumsum(0) - 1  # (N,) the last kept token of each row is its reward token
+    return tokens, positions, ends
+
+
+def packing_problem(model: PreTrainedModel, pooling: str) -> str | None:
+    """Why a packed forward cannot give this model's padded rewards, or None when it can."""
+    attn = getattr(model.config, "_attn_implementation", None)
+    if pooling != "last_token":
+        return (f"packing needs pooling 'last_token' (a decoder with a plain linear score head); this "
+                f"{type(model).__name__} pools in its own forward: an encoder (it attends in both directions, and "
+                f"transformers builds no packed mask for it), or a head wrapped by LoRA (--lora-r)")
+    if not getattr(model.config, "is_causal", True):
+        return f"packing needs causal attention; {type(model).__name__} has config.is_causal = False"
+    if attn not in PACKING_ATTENTION:
+        return (f"attention implementation {attn!r} does not read packed sequences from position ids; "
+                f"packing works with {', '.join(PACKING_ATTENTION)}")
+    return None
+
+
 class RewardModel(nn.Module):
     """Backbone + head. ``forward`` returns rewards of shape (N,); a multi-attribute RM also its A attribute
     values (``RewardOutput.attributes``, (N, A)), whose weighted sum the rewards are (``head_rewards``).
@@ -106,6 +142,9 @@ class RewardModel(nn.Module):
     checked against the full forward. ``pooled_last_layer``: "auto" (CPU only: on an H200, where the
     0.5B benchmark is launch-bound and the shortcut saves 1/28 of the work, training ran 0.85× as fast
     with it), True or False.
+
+    ``forward(..., packed=True)`` (``--packing``) runs a decoder RM's rows as one padding-free row: the same rewards
+    with no padding computed (:func:`packing_plan`; refused where that cannot hold, :func:`packing_problem`).
     """
 
     pooled_last_layer: bool | str = "auto"
@@ -126,6 +165,7 @@ class RewardModel(nn.Module):
         self.pooling = pooling
         self.append_eos = append_eos  # the sequence convention this RM reads (rewardlab.data.sequence)
         self._pooled_state = None  # None: not tried yet; "on": checked against the full forward; "off": not used
+        self._packing_checked = False  # the first packed forward is checked against the padded one
         self.attributes = spec[0] if spec else None  # names of the head's A outputs; None for a scalar RM
         self.register_buffer("attribute_weights", torch.tensor(spec[1]) if spec else None, persistent=False)  # (A,)
 
@@ -140,8 +180,11 @@ class RewardModel(nn.Module):
             return logits.squeeze(-1), None
         return logits @ self.attribute_weights.to(logits.dtype), logits  # (N,), (N, A)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_hidden: bool = False) -> RewardOutput:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_hidden: bool = False,
+                packed: bool = False) -> RewardOutput:
         # input_ids, attention_mask: (N, T)
+        if packed:
+            return self._packed_forward(input_ids, attention_mask, return_hidden)
         if self.pooling == "last_token":
             positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (N, T)
             base = getattr(self.model, self.model.base_model_prefix)
@@ -169,6 +212,44 @@ class RewardModel(nn.Module):
             hidden = hidden[:, 0]
         rewards, attributes = self.head_rewards(logits)
         return RewardOutput(rewards, hidden, attributes)
+
+    def _packed_forward(self, input_ids, attention_mask, return_hidden: bool) -> RewardOutput:
+        """The rows as one padding-free row (:func:`packing_plan`), attention_mask None so that transformers reads
+        the sequences from the restarting position ids: the padded rewards without computing any padding. The
+        pooled-last-layer shortcut is not used: it runs the last layer at one token per row, a packed row holds N."""
+        problem = packing_problem(self.model, self.pooling)
+        if problem:
+            raise ValueError(problem)
+        if not self._packing_checked:
+            self._check_packing(input_ids, attention_mask)
+        last = reward_positions(input_ids, attention_mask, self.model.config.pad_token_id)  # (N,)
+        tokens, positions, ends = packing_plan(attention_mask, last)  # (S,), (S,), (N,)
+        base = getattr(self.model, self.model.base_model_prefix)
+        hidden = base(input_ids=input_ids.flatten()[tokens][None], attention_mask=None, position_ids=positions[None],
+                      use_cache=False).last_hidden_state  # (1, S, C); with a cache transformers would not look for packing
+        pooled = hidden[0, ends]  # (N, C)
+        rewards, attributes = self.head_rewards(self.model.score(pooled))  # (N,), (N, A) or None
+        return RewardOutput(rewards, pooled if return_hidden else None, attributes)
+
+    def _check_packing(self, input_ids, attention_mask) -> None:
+        """The first packed forward against the padded one (in eval mode, no dropout): a backbone whose code builds
+        its attention mask without transformers' packed-sequence detection (remote code, say) would let the
+        sequences of a packed row attend to each other; refuse it instead of training on wrong rewards."""
+        training = self.training
+        self._packing_checked = True
+        try:
+            with torch.no_grad():
+                self.eval()
+                full = self(input_ids, attention_mask).rewards.float()
+                packed = self(input_ids, attention_mask, packed=True).rewards.float()
+        finally:
+            self.train(training)
+        low = next(self.parameters()).dtype != torch.float32 or torch.is_autocast_enabled(input_ids.device.type)
+        err = ((packed - full).norm() / full.norm().clamp(min=1e-12)).item()
+        if err > (3e-2 if low else 1e-4):
+            self._packing_checked = False
+            raise ValueError(f"packed rewards differ from the padded forward's (relative error {err:.1e}) on "
+                             f"{type(self.model).__name__}: its attention does not keep packed sequences apart; use --packing off")
 
     def _pooled_trainable(self, base) -> bool:
         """With gradients, the pooled last layer is the same computation unless activations are recomputed
@@ -221,6 +302,7 @@ def load_backbone(
     gguf_file: str | None = None,
     allow_pickle: bool = False,
     num_labels: int | None = 1,
+    attn_implementation: str | None = None,
 ):
     """Load (model, tokenizer) from a local folder or a hub id, as a ``num_labels``-label sequence classifier
     (default 1; None: the checkpoint's own head when its config holds attribute weights, else 1).
@@ -229,7 +311,8 @@ def load_backbone(
     A tokenizer without a pad token gets one: its EOS token, or a new ``<pad>`` token if it has no EOS
     (then the embeddings are resized). ``gguf_file``: load from that GGUF file inside ``name_or_path``, dequantised
     (see :mod:`rewardlab.models.gguf`). Safetensors weights only unless ``allow_pickle``, and the model's own code
-    only with ``trust_remote_code`` (:mod:`rewardlab.models.loading`).
+    only with ``trust_remote_code`` (:mod:`rewardlab.models.loading`). ``attn_implementation``: transformers'
+    (eager, sdpa, flash_attention_2, …); None = transformers' choice (sdpa where the model supports it).
     """
     tokenizer = load_pretrained(AutoTokenizer, tokenizer_name or name_or_path, trust_remote_code=trust_remote_code, weights=False,
                                 gguf_file=None if tokenizer_name else gguf_file)
@@ -240,6 +323,8 @@ def load_backbone(
         head = {} if attribute_spec(config) else head
     elif num_labels != 1:  # a head of another size than the checkpoint's starts fresh (transformers reports it)
         head = {"id2label": {i: f"LABEL_{i}" for i in range(num_labels)}, "ignore_mismatched_sizes": True}
+    if attn_implementation:
+        head["attn_implementation"] = attn_implementation
     model = load_pretrained(AutoModelForSequenceClassification, name_or_path, trust_remote_code=trust_remote_code,
                             allow_pickle=allow_pickle, dtype=dtype, **head, **model_kwargs(gguf_file))
     if tokenizer.pad_token is None:

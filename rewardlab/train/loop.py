@@ -9,7 +9,7 @@ split, encoded and evaluated on its own (``Source``), every step takes one batch
 objective is Σ weight × the source's loss; one source runs exactly as before.
 
 ``train`` is the loop; the functions above it build what it needs. How a step runs (one forward, length
-chunks, backward per group of pairs) is chosen once, before the loop (:mod:`rewardlab.train.steps`).
+chunks, backward per group of pairs, packed forwards or not) is chosen once, before the loop (:mod:`rewardlab.train.steps`).
 Runs on Accelerate: devices, mixed precision and multi-process (DDP/FSDP/DeepSpeed via ``accelerate
 launch``). Same seed → identical runs on CPU, and a killed run resumed with ``resume=True`` ends with the
 same weights as an uninterrupted one.
@@ -40,7 +40,7 @@ from rewardlab.models.pooled import disable_dropout
 from rewardlab.models.reward_model import RewardModel, load_backbone, set_attributes
 from rewardlab.models.scoring import score_dataset
 from rewardlab.runtime import fsdp_on_cpu, is_sharded, reset_accelerator_state, resolve_precision
-from rewardlab.train.steps import LossSetup, StepOutput, choose_step
+from rewardlab.train.steps import LossSetup, StepOutput, choose_step, resolve_packing
 from rewardlab.types import MixedBatch, PairBatch, RankBatch
 
 # The data form each loss family trains on, unless the loss names one.
@@ -207,7 +207,8 @@ def build_model(cfg: TrainConfig, setup: LossSetup, resume_from: Path | None):
     resume), dropout off, LoRA adapters, gradient checkpointing, compile and ODIN's length head as asked."""
     model_source, gguf_file = (str(resume_from), None) if resume_from else resolve_gguf(cfg.model, cfg.gguf_file)
     model, tokenizer = load_backbone(model_source, trust_remote_code=cfg.trust_remote_code, gguf_file=gguf_file,
-                                     allow_pickle=cfg.allow_pickle, num_labels=len(cfg.attributes) or 1)
+                                     allow_pickle=cfg.allow_pickle, num_labels=len(cfg.attributes) or 1,
+                                     attn_implementation=cfg.attn_implementation)
     if cfg.attributes:  # a multi-attribute RM: one output per attribute, their names and reward weights in its config
         set_attributes(model.config, cfg.attributes, cfg.attribute_weights)
     if cfg.disable_dropout:
@@ -521,7 +522,7 @@ def save_final(accelerator, rm, peft_model, tokenizer, records: list, meta: dict
 
 
 def run_metadata(cfg: TrainConfig, sources: list[Source], pooling: str, data: dict, precision: str, chunks: int, groups: int,
-                 sequence: dict, truncation: dict, total_updates: int) -> dict:
+                 sequence: dict, truncation: dict, total_updates: int, packing: bool = False) -> dict:
     """What ``rewardlab.json`` records about the run; the loop fills in metrics, update, final and train. ``sources``:
     each source's data, form, loss and weight. With several, ``loss`` names their losses joined by + (bt+mse),
     ``loss_args`` is per loss, ``family`` and ``data_form`` are "mixed", and data, truncation and metrics are per
@@ -534,7 +535,7 @@ def run_metadata(cfg: TrainConfig, sources: list[Source], pooling: str, data: di
             "family": setup.spec.family if single else "mixed", "data_form": setup.form if single else "mixed", "sources": described,
             "regularizers": cfg.regularizers, "pooling": pooling,
             "max_length": cfg.max_length, "truncation_side": cfg.truncation_side, "data": data, "mixed_precision": precision,
-            "length_chunks": chunks, "backward_groups": groups,
+            "length_chunks": chunks, "backward_groups": groups, "packing": packing,
             "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": True} if cfg.lora_r else None,
             "sequence": sequence, "reward_stats": None, "truncation": truncation, "metrics": {}, "update": 0,
             "total_updates": total_updates, "final": False, "config": to_dict(cfg), "versions": ckpt.versions()}
@@ -579,14 +580,15 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     resume_from = resume_point(cfg, say)
     rm, peft_model, tokenizer, sequence = build_model(cfg, setup, resume_from)
     attributes = attribute_summary(rm, records, say)
-    step, chunks, groups = choose_step(setup, cfg.length_chunks, cfg.backward_groups, accelerator.device)
+    packing = resolve_packing(cfg.packing, accelerator.device, rm)
+    step, chunks, groups = choose_step(setup, cfg.length_chunks, cfg.backward_groups, accelerator.device, packing)
     truncation = encode_sources(sources, tokenizer, rm.append_eos, sequence, cfg, say)
     total_updates = plan_updates(max(len(s.encoded) for s in sources), cfg, accelerator.num_processes)  # the largest source's pass
     optimizer, scheduler = make_optimizer(rm, cfg, total_updates)
     rm, optimizer = accelerator.prepare(rm, optimizer)
     pos = resume_state(resume_from, rm, optimizer, scheduler, say)
     meta = run_metadata(cfg, sources, accelerator.unwrap_model(rm).pooling, data_summary, precision, chunks, groups, sequence,
-                        truncation, total_updates)
+                        truncation, total_updates, packing)
     meta["distributed"] = {"type": accelerator.distributed_type.value, "processes": accelerator.num_processes}  # NO, MULTI_CPU, FSDP, …
     meta["attributes"] = attributes  # a multi-attribute RM's names, reward weights and how many records rate each
     start_logging(cfg, accelerator)
