@@ -11,7 +11,6 @@ accuracy, and the ratio of each to TRL with its defaults, all measured in this r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rewardlab.models.scoring import score_dataset, score_ids, shared_prefixes, supports_shared_prefix
+from rewardlab.models.scoring import score_dataset, shared_prefixes, supports_shared_prefix
 from rewardlab.types import PairRecord, RankRecord
 
 
