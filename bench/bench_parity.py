@@ -252,6 +252,9 @@ def main():
     if args.contender:
         return contender(args.contender)
     os.environ["REWARDLAB_PARITY_PRECISION"] = args.rewardlab_precision  # inherited by the rewardlab contender processes
+    setup = {"rows": {r: ROWS[r] for r in args.rows}, "seeds": args.seeds,
+             "precision": "TRL fp32 (bf16=False); rewardlab its default --mixed-precision auto (bf16 autocast where "
+                          "the CPU has AVX-512 BF16 or AMX, else fp32): see each result's mixed_precision"}
     results = []
     for row in args.rows:
         prepare(row)
@@ -261,10 +264,7 @@ def main():
                 result, failure = run_contender([__file__, "--contender", name])
                 results.append(result or {"row": row, "tool": tool, "seed": seed, "failed": failure})
                 print(name, json.dumps(results[-1]), flush=True)
-    save_results(args.results, {"rows": {r: ROWS[r] for r in args.rows}, "seeds": args.seeds,
-                                 "precision": "TRL fp32 (bf16=False); rewardlab its default --mixed-precision auto (bf16 autocast where "
-                                              "the CPU has AVX-512 BF16 or AMX, else fp32): see each result's mixed_precision"}, results,
-                 table(results))
+                save_results(args.results, setup, results, table(results))  # after every contender: a long row cut short keeps what finished
 
 if __name__ == "__main__":
     main()

@@ -15,8 +15,10 @@ import contextlib
 import ctypes
 import os
 import platform
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # mallopt parameters (malloc.h)
 MALLOC_SETTINGS = {M_MMAP_THRESHOLD: 32 * 2**20, M_TRIM_THRESHOLD: 2**30, M_TOP_PAD: 64 * 2**20}
@@ -35,6 +37,8 @@ def tune_allocator() -> bool:
 
 def resolve_device(device: str) -> torch.device:
     """"auto" → cuda when available, else cpu; anything else as given."""
+    import torch  # here, not at the top: `rewardlab --help` loads this module and should not wait for torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -54,6 +58,8 @@ def resolve_precision(precision: str) -> str:
     """``auto`` → bf16 where the hardware runs it fast (measured: bench/results/train.md), else no."""
     if precision != "auto":
         return precision
+    import torch
+
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
     return "bf16" if cpu_has_fast_bf16() else "no"

@@ -25,3 +25,16 @@ def test_the_command_line_tunes_the_allocator_first(monkeypatch):
     monkeypatch.setattr(cli, "app", lambda: calls.append("app"))
     cli.main()
     assert calls == ["tuned", "app"]
+
+
+def test_help_does_not_import_torch():
+    """`rewardlab --help` and each verb's --help build the command line only: torch (seconds to import) is loaded
+    by the commands that run a model, not by the CLI module, runtime or the optimize package."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from rewardlab.cli import app; "
+            "r = [CliRunner().invoke(app, a) for a in (['--help'], ['train', '--help'], ['optimize', 'ppo', '--help'])]; "
+            "assert all(x.exit_code == 0 for x in r), [x.output for x in r]; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

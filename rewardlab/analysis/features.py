@@ -204,6 +204,8 @@ def extract_features(cache: FeatureCache, backbone_path: str, texts: list[str], 
     import torch
     from tqdm.auto import tqdm
 
+    from rewardlab.models.reward_model import no_cache
+
     todo = cache.missing(texts)
     if not todo:
         return 0
@@ -216,7 +218,8 @@ def extract_features(cache: FeatureCache, backbone_path: str, texts: list[str], 
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
             enc = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state  # (B, T, C)
+            hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                           **no_cache(model)).last_hidden_state  # (B, T, C)
             buf_x.append(pool_hidden(hidden.float(), enc["attention_mask"], pooling, normalize).numpy())
             buf_t += batch
             bar.update(len(batch))

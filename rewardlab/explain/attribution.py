@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rewardlab.models.reward_model import no_cache
+
 METHODS = ("ig", "occlusion", "shap")
 
 
@@ -146,6 +148,7 @@ def prefix_rewards(rm, ids: list[int], positions: list[int]) -> list[float] | No
     x = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
     mask = torch.ones_like(x)
     base = getattr(rm.model, rm.model.base_model_prefix)
-    hidden = base(input_ids=x, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1)).last_hidden_state  # (1, T, C)
+    hidden = base(input_ids=x, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1),
+                  **no_cache(base)).last_hidden_state  # (1, T, C); no key/value cache kept
     rewards, _ = rm.head_rewards(rm.model.score(hidden[0, positions]))  # (R,); a multi-attribute RM: the weighted sum
     return [float(v) for v in rewards.float().cpu()]

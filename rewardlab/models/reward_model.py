@@ -92,7 +92,7 @@ def reward_positions(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_
     return (index * real).argmax(-1)
 
 
-def _no_cache(base: nn.Module) -> dict:
+def no_cache(base: nn.Module) -> dict:
     """``{"use_cache": False}`` where the base model's forward takes it (every transformers decoder does): a reward is
     one forward, and a key/value cache would only hold every layer's keys and values until it returns."""
     return {"use_cache": False} if "use_cache" in inspect.signature(base.forward).parameters else {}
@@ -204,7 +204,7 @@ class RewardModel(nn.Module):
                 # use_cache=False: a decoder would otherwise keep every layer's keys and values in a cache nobody reads
                 # (measured: 124 MB of the peak while scoring SmolLM2-135M, batch 16, HH-RLHF texts)
                 hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                              **_no_cache(base)).last_hidden_state  # (N, T, C)
+                              **no_cache(base)).last_hidden_state  # (N, T, C)
                 pooled = _at(hidden, last)  # (N, C)
             rewards, attributes = self.head_rewards(self.model.score(pooled))  # (N,), (N, A) or None
             return RewardOutput(rewards, pooled if return_hidden else None, attributes)
@@ -279,13 +279,13 @@ class RewardModel(nn.Module):
         index = torch.arange(input_ids.shape[1], device=input_ids.device)
         key_mask = attention_mask.bool() & (index <= last[:, None])  # (N, T) causal: nothing after the pooled token
         with pooled_mod.pooled_call(layer, last, key_mask) as call:
-            hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, **_no_cache(base)).last_hidden_state
+            hidden = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, **no_cache(base)).last_hidden_state
         if not call["used"]:
             return _at(hidden, last)
         out = hidden[:, 0]  # (N, C)
         if self._pooled_state is None:  # first call: the same numbers as the full forward, or never again
             with torch.no_grad():
-                full = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, **_no_cache(base)).last_hidden_state
+                full = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, **no_cache(base)).last_hidden_state
             full = _at(full, last).float()
             low = next(self.parameters()).dtype != torch.float32 or torch.is_autocast_enabled(input_ids.device.type)
             err = ((out.float() - full).norm() / full.norm().clamp(min=1e-12)).item()

@@ -9,6 +9,15 @@ See :mod:`rewardlab.optimize.run` for the loops, :mod:`rewardlab.optimize.algori
 """
 
 from rewardlab.config import METHODS, OptimizeConfig
-from rewardlab.optimize.run import RUNNERS, optimize
 
 __all__ = ["METHODS", "OptimizeConfig", "RUNNERS", "optimize"]
+
+
+def __getattr__(name: str):
+    """``optimize`` and ``RUNNERS`` are imported on first use: the loops bring torch, and ``rewardlab --help``
+    (whose ``optimize`` commands live in :mod:`rewardlab.optimize.cli`, inside this package) should not wait for it."""
+    if name in ("optimize", "RUNNERS"):
+        from rewardlab.optimize import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
