@@ -5,8 +5,12 @@
 Used as the reward of sequence-level knowledge distillation read as RL (Kim & Rush 2016 distil
 the teacher's sequence distribution; maximising the teacher's log-likelihood of the student's
 samples is the reward form of it). An empty completion gets the log-probability of the teacher's
-EOS right after the prompt, so "say nothing" is scored too. Prompt and completion are tokenised
-apart and joined, so the completion's tokens are those the policy produced.
+EOS right after the prompt, so "say nothing" is scored too.
+
+Completions arrive as text, stripped (:func:`rewardlab.optimize.sampling.decode_completions`): a policy that wrote
+" Paris" after "Answer:" hands over "Paris". Where neither side has whitespace at the boundary the space is put
+back, and prompt + completion are tokenised as one text (a fast tokenizer's offsets tell which tokens are the
+completion's), so the scorer reads the tokens a policy of that tokenizer produced, not a word glued to the prompt.
 """
 
 from __future__ import annotations
@@ -39,8 +43,15 @@ class LMLikelihoodReward:
         return cls(model, load_pretrained(AutoTokenizer, path, weights=False), batch_size, max_length, name=f"lm:{path}")
 
     def _encode(self, prompt: str, completion: str) -> tuple[list[int], list[int]]:
-        p = self.tokenizer(prompt)["input_ids"]
-        c = self.tokenizer(completion, add_special_tokens=False)["input_ids"]
+        sep = " " if prompt and completion and not prompt[-1].isspace() and not completion[0].isspace() else ""
+        if completion and getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(prompt + sep + completion, return_offsets_mapping=True)
+            ids, spans = enc["input_ids"], enc["offset_mapping"]
+            k = next((i for i, (a, b) in enumerate(spans) if b > len(prompt)), len(ids))  # first token past the prompt
+            p, c = ids[:k], [t for t, (a, b) in zip(ids[k:], spans[k:]) if b > a]  # special tokens (0, 0) after it dropped
+        else:
+            p = self.tokenizer(prompt)["input_ids"]
+            c = self.tokenizer(sep + completion, add_special_tokens=False)["input_ids"] if completion else []
         if not c:
             eos = self.tokenizer.eos_token_id
             if eos is None:

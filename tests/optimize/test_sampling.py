@@ -112,6 +112,24 @@ def test_lm_likelihood_reward_is_the_mean_token_logprob(random_lm):
         assert got[i] == pytest.approx(float(lp.mean()), abs=1e-4)
 
 
+def test_lm_likelihood_reward_reads_a_stripped_completion_as_the_policy_wrote_it(random_lm):
+    """Completions reach rewards stripped ("I love …" for the " I love …" a policy wrote after "Answer:"): the
+    reward puts the space back, so both score the same and it reads the tokens the policy wrote; a completion that
+    follows a prompt ending in whitespace gets no second space."""
+    from rewardlab.rewards.lm import LMLikelihoodReward
+
+    model, tok = random_lm
+    reward = LMLikelihoodReward(model, tok, batch_size=2)
+    written = [" I love the coffee.", " The melody is awful and the piano is dull."]
+    stripped = [c.strip() for c in written]
+    assert reward(PROMPTS[:2], stripped) == pytest.approx(reward(PROMPTS[:2], written), abs=1e-6)
+    p, c = reward._encode(PROMPTS[0], stripped[0])
+    assert c == tok(written[0], add_special_tokens=False)["input_ids"] and p == tok(PROMPTS[0])["input_ids"]
+    assert reward._encode(PROMPTS[0] + " ", stripped[0])[1] == c
+    glued = tok(stripped[0], add_special_tokens=False)["input_ids"]
+    assert glued != c  # the old reading: the word without its space, other tokens
+
+
 def test_concatenated_rollouts_score_as_each_part_alone(random_lm):
     """Two rollouts sampled apart (a short prompt, a long one; completions of other lengths) joined by
     ``concat_rollouts``: the rows keep their tokens, and ``forward_tokens`` on a slice of the padded whole gives each
