@@ -101,18 +101,33 @@ class FeatureCache:
         self.parts: list[np.ndarray] = []
         self._n = 0
         self._seen: set[str] = set()
+        self.damaged: list[str] = []  # "file: why" of each chunk that could not be read (moved aside, see refresh)
         self.refresh()
 
     def refresh(self) -> None:
-        """Read chunk files written since the last call (by this or another process)."""
+        """Read chunk files written since the last call (by this or another process). A chunk that cannot be read
+        (cut short, overwritten, of another width) is renamed ``*.damaged`` — kept, not deleted — and noted in
+        ``damaged``; its texts are then missing, so the next extraction computes them again."""
         if not self.folder.is_dir():
             return
         for path in sorted(self.folder.glob("chunk-*.npz")):
             if path.name in self._seen:
                 continue
-            with np.load(path) as z:
-                keys, feats = z["keys"], z["feats"]
             self._seen.add(path.name)
+            try:
+                with np.load(path) as z:
+                    keys, feats = z["keys"], z["feats"]
+                width = self.parts[0].shape[1] if self.parts else None
+                if feats.ndim != 2 or len(keys) != len(feats) or (width is not None and feats.shape[1] != width):
+                    raise ValueError(f"{len(keys)} keys beside features of shape {feats.shape}"
+                                     + (f" (the cache's width is {width})" if width is not None else ""))
+            except Exception as e:  # noqa: BLE001 - numpy/zipfile raise many kinds for a damaged file
+                self.damaged.append(f"{path}: {type(e).__name__}: {e}")
+                try:
+                    os.replace(path, path.with_name(path.name + ".damaged"))
+                except OSError:  # another process moved it first
+                    pass
+                continue
             self.parts.append(feats.astype(np.float32))
             for i, k in enumerate(keys.tolist()):
                 self.rows.setdefault(k, self._n + i)

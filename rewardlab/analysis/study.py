@@ -397,6 +397,8 @@ def prepare(cfg: StudyConfig, runs: list[RunSpec], log=print) -> dict:
         folder = F.cache_dir(out, cfg.backbone, cfg.pooling, normalize, cfg.max_length)
         ctx["feature_dir"] = str(folder.resolve())
         cache = F.FeatureCache(folder)
+        for what in cache.damaged:
+            log(f"features: a damaged cache chunk was moved aside (*.damaged) and its texts are computed again: {what}")
         texts = D.rendered(all_texts(cfg, runs))
         t0 = time.perf_counter()
         n = F.extract_features(cache, ctx["backbone_path"], texts, pooling=cfg.pooling, normalize=normalize, max_length=cfg.max_length,

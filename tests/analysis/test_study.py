@@ -255,6 +255,22 @@ def test_rerun_does_not_redo_finished_runs_and_config_file_reproduces(mini_study
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p != victim)
 
 
+def test_a_damaged_feature_chunk_is_moved_aside_and_recomputed(mini_study):
+    """A cache chunk cut short (a full disk, a killed copy) does not stop the study: it is renamed *.damaged (kept),
+    the log names it, its texts' features are computed again, and a run redone on them gives the same result."""
+    out, _ = mini_study
+    chunk = sorted((out / "features").glob("*/chunk-*.npz"))[0]
+    chunk.write_bytes(chunk.read_bytes()[:100])
+    victim = out / "runs" / "label_smoothing_eps0.3_lam0_n48_seed1" / "result.json"
+    before = json.loads(victim.read_text())
+    victim.unlink()
+    log = cli("study", "--config", out / "rewardlab_config.yaml", "--no-progress", "--workers", 1)
+    assert "damaged cache chunk" in log and chunk.name in log and "7 done, 1 to run" in log
+    assert chunk.with_name(chunk.name + ".damaged").is_file() and not chunk.exists()
+    after = json.loads(victim.read_text())
+    assert {k: v for k, v in after.items() if "seconds" not in k} == {k: v for k, v in before.items() if "seconds" not in k}
+
+
 def test_user_data_study_has_no_gold(tmp_path, tiny_backbone):
     """--data: held-out human pairs replace the gold; gold metrics and best-of-N are absent."""
     from conftest import toy_pairs, write_jsonl
