@@ -23,6 +23,7 @@ concatenation and rewardlab's join give the same text. Both tools start from the
 
     python bench/bench_parity.py                       # every row, seeds 0 1; writes bench/results/parity.{json,md}
     python bench/bench_parity.py --rows tiny --seeds 0
+    python bench/bench_parity.py --rows smollm2 --seeds 1 --results parity_smollm2 --append   # add a seed to a saved table
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, Timer, build, emit, peak_rss_mb, run_contender, save_results  # noqa: E402
+from common import CACHE, RESULTS, Timer, build, emit, peak_rss_mb, run_contender, save_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = ROOT / ".." / "shared" / "data" / "hh-rlhf-harmless-base-test.jsonl.gz"
@@ -245,6 +246,9 @@ def main():
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
     ap.add_argument("--results", default="parity", help="stem of the files written under bench/results (default parity)")
     ap.add_argument("--tools", nargs="*", default=["trl", "rewardlab"], choices=["trl", "rewardlab"])
+    ap.add_argument("--append", action="store_true",
+                    help="keep the results already in bench/results/RESULTS.json (a row's seeds run over several sessions); "
+                         "a (row, tool, seed) run again replaces its old entry")
     ap.add_argument("--rewardlab-precision", default="auto", choices=["auto", "no", "bf16"],
                     help="rewardlab's --mixed-precision (default auto, what a user gets: bf16 on a CPU with AVX-512 BF16); "
                          "`no` for an equal-precision row beside TRL's fp32")
@@ -256,6 +260,12 @@ def main():
              "precision": "TRL fp32 (bf16=False); rewardlab its default --mixed-precision auto (bf16 autocast where "
                           "the CPU has AVX-512 BF16 or AMX, else fp32): see each result's mixed_precision"}
     results = []
+    if args.append and (RESULTS / f"{args.results}.json").is_file():
+        old = json.loads((RESULTS / f"{args.results}.json").read_text())
+        again = {(row, tool, seed) for row in args.rows for tool in args.tools for seed in args.seeds}
+        results = [r for r in old["results"] if (r["row"], r["tool"], r["seed"]) not in again]
+        setup["seeds"] = sorted(set(old["setup"].get("seeds", [])) | set(args.seeds))
+        setup["rows"] = {**old["setup"].get("rows", {}), **setup["rows"]}
     for row in args.rows:
         prepare(row)
         for seed in args.seeds:
