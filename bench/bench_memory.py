@@ -8,7 +8,8 @@ keep them, so both get exactly these. Each run is its own process; peak RSS from
     python bench/bench_memory.py --pairs 160 --runs rewardlab:backward_groups=1 rewardlab:backward_groups=4
     REWARDLAB_MALLOC_TUNING=0 python bench/bench_memory.py --runs rewardlab   # glibc's own allocator settings
 
-Prints one JSON line per run (seconds, peak_rss_mb).
+Prints one JSON line per run (training seconds, the process's CPU seconds, peak_rss_mb). On a machine shared with
+other jobs the CPU seconds are the steadier figure of the two.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def one(run: str, data: Path) -> None:
     tool, _, rest = run.partition(":")
     overrides = {k: int(v) for k, v in (kv.split("=") for kv in rest.split(",") if kv)}
     seconds = run_trl(data) if tool == "trl" else run_rewardlab(data, overrides)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"run": run, "malloc_tuning": os.environ.get("REWARDLAB_MALLOC_TUNING", "1"), "seconds": round(seconds, 1),
+                      "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),  # the whole process's, loading included
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                       "loadavg_1min": round(os.getloadavg()[0], 2)}), flush=True)
 

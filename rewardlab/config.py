@@ -167,7 +167,8 @@ class TrainConfig:
                                 "(4 on a CPU, 1 on a GPU, as measured in bench/).")
     backward_groups: int = opt(0, "Pair losses: run the backward pass per this many groups of pairs of a batch. Same gradient, "
                                   "activations of one group alive at a time (less memory). 0 = auto (2 on a CPU when the loss "
-                                  "and regularisers split over pairs, else 1).")
+                                  "and regularisers split over pairs, more for a batch of long rows, about 4 rows of 512 tokens a "
+                                  "group (Σ length² ≤ 2^20), one process only; else 1).")
     packing: str = opt("auto", "Padding-free training of a decoder RM: each forward is one row of its sequences back to back, "
                                "position ids restarting at 0 for each, no padding (same rewards and gradients). on, off, or "
                                "auto: on only on CUDA with flash_attention_2/3 (varlen kernels; not measured here, no GPU). "

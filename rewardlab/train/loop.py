@@ -581,7 +581,8 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     rm, peft_model, tokenizer, sequence = build_model(cfg, setup, resume_from)
     attributes = attribute_summary(rm, records, say)
     packing = resolve_packing(cfg.packing, accelerator.device, rm)
-    step, chunks, groups = choose_step(setup, cfg.length_chunks, cfg.backward_groups, accelerator.device, packing)
+    step, chunks, groups = choose_step(setup, cfg.length_chunks, cfg.backward_groups, accelerator.device, packing,
+                                       accelerator.num_processes)
     truncation = encode_sources(sources, tokenizer, rm.append_eos, sequence, cfg, say)
     total_updates = plan_updates(max(len(s.encoded) for s in sources), cfg, accelerator.num_processes)  # the largest source's pass
     optimizer, scheduler = make_optimizer(rm, cfg, total_updates)
@@ -590,6 +591,7 @@ def train(cfg: TrainConfig, records: list | None = None, eval_records: list | No
     meta = run_metadata(cfg, sources, accelerator.unwrap_model(rm).pooling, data_summary, precision, chunks, groups, sequence,
                         truncation, total_updates, packing)
     meta["distributed"] = {"type": accelerator.distributed_type.value, "processes": accelerator.num_processes}  # NO, MULTI_CPU, FSDP, …
+    meta["backward_group_cells"] = step.keywords.get("group_cells", 0)  # > 0: batches of long rows went backward in more groups
     meta["attributes"] = attributes  # a multi-attribute RM's names, reward weights and how many records rate each
     start_logging(cfg, accelerator)
 

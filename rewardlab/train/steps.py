@@ -131,20 +131,25 @@ def can_split_pairs(spec, regs: list, need_hidden: bool, length_head) -> bool:
             and all(r.name in SPLITTABLE_REGULARIZERS for r, _, _ in regs))
 
 
-def split_backward_step(model, batch, backward, setup: LossSetup, groups: int, chunks: int, packed: bool = False) -> StepOutput:
+def split_backward_step(model, batch, backward, setup: LossSetup, groups: int, chunks: int, packed: bool = False,
+                        group_cells: int = 0) -> StepOutput:
     """The pair step with its backward pass run per group of pairs: the same gradient as one backward of the
     whole batch (the loss and the splittable regularisers are sums, normalised by the whole batch's counts),
     with the activations of one group alive at a time. Pairs are grouped by length so each group pads little;
-    each group is forwarded as ``chunks // groups`` length-sorted chunks. ``backward(loss, last)`` is called
-    once per group (``last`` for the final one: under DDP only that one may synchronise). Returns the loss
-    detached."""
+    each group is forwarded as ``chunks // groups`` length-sorted chunks. ``group_cells`` > 0 raises the number
+    of groups of a batch of long rows until a group's attention cells (Σ length² over its rows) are about that many
+    (at most one pair a group).
+    ``backward(loss, last)`` is called once per group (``last`` for the final one: under DDP only that one may
+    synchronise). Returns the loss detached."""
     B = batch.margin.shape[0]
     lengths = batch.attention_mask.sum(-1)  # (2B,)
+    if group_cells:
+        groups = min(B, max(groups, -(-int((lengths.long() ** 2).sum()) // group_cells)))
     order = torch.argsort(lengths[:B] + lengths[B:])  # pairs by total length
     keep_all = None if setup.spec.handles_ties else ~batch.tie  # what the whole batch's mean divides by
     n_kept = (keep_all.sum() if keep_all is not None else batch.tie.new_tensor(B, dtype=torch.long)).clamp(min=1)
     total_loss, correct = 0.0, 0
-    parts = order.chunk(groups)
+    parts = order.tensor_split(groups)  # exactly `groups` parts (chunk gives fewer when sizes round up)
     for i, idx in enumerate(parts):
         rows = torch.cat([idx, idx + B])
         T = int(lengths[rows].max())
@@ -170,11 +175,19 @@ def resolve_length_chunks(chunks: int, device: torch.device) -> int:
     return chunks if chunks > 0 else (4 if device.type == "cpu" else 1)
 
 
+# auto on a CPU, one process: a batch whose rows' attention cells (Σ length²) exceed 2 groups of this many goes backward
+# in more groups. A long row's memory grows with its length squared (attention), so this bites on long rows only: 4 rows
+# of 512 tokens a group; batches of 16 pairs up to 256 tokens keep 2 groups. Measured (bench/results/memory_minilm.md:
+# all-MiniLM-L6-v2, batch 16, the 160 longest HH-RLHF pairs, 345-511 tokens): see the table there.
+GROUP_CELLS = 2**20
+
+
 def resolve_backward_groups(groups: int, device: torch.device, splittable: bool) -> int:
     """``0`` (auto) → 2 on a CPU where the objective splits, else 1. ``> 1`` needs a pair loss whose
     regularisers are all splittable. Measured on the 2-core CPU (bench/results/train_groups_ab.json, 3 × 60
     steps each, alternating): 2 groups ran at 18.7 pairs/s against 18.9 for 1 (noise) with peak RSS 774–780
-    vs 998–1010 MB. Not measured on a GPU, where one large backward is the safer default."""
+    vs 998–1010 MB. Not measured on a GPU, where one large backward is the safer default. On a CPU, auto also
+    gives a batch of long rows more groups (:data:`GROUP_CELLS`, :func:`choose_step`)."""
     if groups > 1 and not splittable:
         raise ValueError(f"backward_groups={groups} needs a pairwise loss whose regularisers are among "
                          f"{', '.join(SPLITTABLE_REGULARIZERS)} (the others couple the whole batch); use 1")
@@ -202,14 +215,20 @@ def resolve_packing(mode: str, device: torch.device, model: RewardModel) -> bool
     return mode == "on"
 
 
-def choose_step(setup: LossSetup, length_chunks: int, backward_groups: int, device: torch.device, packed: bool = False):
+def choose_step(setup: LossSetup, length_chunks: int, backward_groups: int, device: torch.device, packed: bool = False,
+                processes: int = 1):
     """(step(model, batch, backward) → StepOutput, chunks, groups): the speed path for this run, chosen once.
-    ``packed`` (:func:`resolve_packing`) makes every forward of that path a packed one."""
+    ``packed`` (:func:`resolve_packing`) makes every forward of that path a packed one. With ``backward_groups``
+    auto on a CPU and one process, a batch of over 2 × :data:`GROUP_CELLS` attention cells goes backward in more
+    groups than ``groups`` (under several processes every process must run as many forwards: FSDP gathers
+    parameters in each)."""
     chunks = resolve_length_chunks(length_chunks, device)
     splittable = can_split_pairs(setup.spec, setup.regs, setup.need_hidden, setup.length_head)
     groups = resolve_backward_groups(backward_groups, device, splittable)
     if groups > 1:
-        return partial(split_backward_step, setup=setup, groups=groups, chunks=chunks, packed=packed), chunks, groups
+        cells = GROUP_CELLS if backward_groups == 0 and processes == 1 else 0
+        return (partial(split_backward_step, setup=setup, groups=groups, chunks=chunks, packed=packed, group_cells=cells),
+                chunks, groups)
     if chunks > 1:
         return partial(chunked_step, setup=setup, chunks=chunks, packed=packed), chunks, groups
     return partial(plain_step, setup=setup, packed=packed), chunks, groups

@@ -69,11 +69,37 @@ def test_split_backward_step_calls_backward_once_per_group_and_last_only_at_the_
     assert calls == [False, False, True]
 
 
+def test_a_batch_of_long_rows_goes_backward_in_more_groups_with_the_same_gradient(rm):
+    """group_cells: groups are added until each holds about that many attention cells (Σ length² over the batch's
+    16 rows of up to 12 tokens), at most one pair a group; a batch under 2 × the budget keeps its 2 groups; the
+    gradient is the plain step's."""
+    setup = LossSetup(get_loss("bt"), {}, [], "pairs")
+    batch = _batch("pairs")
+    cells = int((batch.attention_mask.sum(-1) ** 2).sum())
+    calls = []
+    split_backward_step(rm, batch, lambda loss, last: calls.append(last) or loss.backward(), setup, 2, 4, group_cells=cells // 5)
+    assert len(calls) == 6 and calls[-1] and not any(calls[:-1])  # ceil(5.x) groups
+    calls.clear()
+    split_backward_step(rm, batch, lambda loss, last: calls.append(last) or loss.backward(), setup, 2, 4, group_cells=cells // 2)
+    assert len(calls) == 2
+    calls.clear()
+    split_backward_step(rm, batch, lambda loss, last: calls.append(last) or loss.backward(), setup, 2, 4, group_cells=1)
+    assert len(calls) == 8  # one pair a group at most
+    loss_a, grads_a = _loss_and_grads(rm, lambda bw: plain_step(rm, batch, bw, setup))
+    loss_b, grads_b = _loss_and_grads(rm, lambda bw: split_backward_step(rm, batch, bw, setup, 2, 4, group_cells=cells // 5))
+    assert loss_b == pytest.approx(loss_a, rel=1e-5, abs=1e-6)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
 def test_choose_step_picks_the_speed_path_once():
     pairs = LossSetup(get_loss("bt"), {}, [], "pairs")
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     step, chunks, groups = choose_step(pairs, 0, 0, cpu)  # auto on a CPU: 4 chunks, 2 groups (measured)
     assert (step.func, chunks, groups) == (split_backward_step, 4, 2)
+    assert step.keywords["group_cells"] == 2**20  # and more groups for a batch of long rows
+    assert choose_step(pairs, 0, 0, cpu, processes=2)[0].keywords["group_cells"] == 0  # every process runs as many forwards
+    assert choose_step(pairs, 0, 2, cpu)[0].keywords["group_cells"] == 0  # a chosen count is kept
     step, chunks, groups = choose_step(pairs, 4, 1, cpu)
     assert (step.func, chunks, groups) == (chunked_step, 4, 1)
     step, chunks, groups = choose_step(pairs, 0, 0, cuda)  # a GPU wants one big forward and one backward
