@@ -494,9 +494,11 @@ def save_checkpoint(accelerator, rm, tokenizer, meta: dict, optimizer, scheduler
 
 
 def training_reward_stats(model, tokenizer, records: list, max_length: int, truncation_side: str, seed: int,
-                          n: int = 1000) -> dict:
+                          n: int = 256) -> dict:
     """Mean and std of the trained RM's rewards on (a seeded sample of at most ``n``) training records: saved with
-    the model so ``score``/``eval --normalize`` can report (r - mean) / std, as OpenRLHF does."""
+    the model so ``score``/``eval --normalize`` can report (r - mean) / std, as OpenRLHF does. 256 records (512
+    sequences of pairs) put the mean within ~0.04 std of the whole set's (standard error); this pass is a forward
+    over them after training (measured: 51 of the 269 CPU seconds of a 160-pair MiniLM run at 345-511 tokens)."""
     idx = np.sort(np.random.default_rng(seed).permutation(len(records))[:n])
     scored = score_dataset(model, tokenizer, [records[i] for i in idx], 32, max_length, truncation_side)
     r = np.concatenate(scored.rewards) if scored.rewards else np.zeros(0)

@@ -51,7 +51,7 @@ def test_train_writes_hf_checkpoint_and_metadata(trained):
     # the sequence convention (a decoder: EOS appended, as TRL) and the training-reward statistics are recorded
     assert meta["sequence"]["append_eos"] is True and meta["sequence"]["eos_token"] == "</s>"
     stats = meta["reward_stats"]
-    assert stats["n_records"] == 360 and stats["n_sequences"] == 720 and stats["std"] > 0
+    assert stats["n_records"] == 256 and stats["n_sequences"] == 512 and stats["std"] > 0  # a sample of the 360
     config = json.loads((trained / "config.json").read_text())
     assert config["mean"] == stats["mean"] and config["std"] == stats["std"]  # where OpenRLHF keeps them
 
