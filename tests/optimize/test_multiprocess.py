@@ -85,20 +85,14 @@ def test_reinforce_two_processes_equal_one_process_within_rounding(tiny_policy, 
     (hence proxy and gold) are identical; weights and the other figures agree to rounding (measured: 5.5e-7)."""
     one = _run(tiny_policy, tmp_path / "one", "reinforce", batch_size=4, minibatch=2, processes=1)
     two = _run(tiny_policy, tmp_path / "two", "reinforce", batch_size=2, minibatch=2, processes=2)
-    assert len(one) == len(two) == 5
-    for x, y in zip(one, two):
-        assert x.keys() == y.keys()
-        assert (x["proxy"], x["gold"], x["length"]) == (y["proxy"], y["gold"], y["length"])  # the same samples
-        for key, v in x.items():
-            if isinstance(v, float):
-                assert y[key] == pytest.approx(v, rel=1e-4, abs=1e-5), (x["step"], x["split"], key)
+    _assert_same_run(one, two, rel=1e-4, atol=1e-5)
     a, b = _weights(tmp_path / "one" / "policy"), _weights(tmp_path / "two" / "policy")
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=0, atol=1e-5), k
 
 
-def _assert_same_run(one: list[dict], two: list[dict]) -> None:
-    """The same samples (proxy, gold and length identical) and every other logged float within 3e-4 relative."""
+def _assert_same_run(one: list[dict], two: list[dict], rel: float = 3e-4, atol: float = 1e-6) -> None:
+    """The same samples (proxy, gold and length identical) and every other logged float within ``rel`` (default 3e-4)."""
     assert [(r["step"], r["split"]) for r in two] == [(r["step"], r["split"]) for r in one]
     assert len(one) == 5
     for x, y in zip(one, two):
@@ -106,7 +100,7 @@ def _assert_same_run(one: list[dict], two: list[dict]) -> None:
         assert (x["proxy"], x["gold"], x["length"]) == (y["proxy"], y["gold"], y["length"])  # the same samples
         for key, v in x.items():
             if isinstance(v, float):
-                assert y[key] == pytest.approx(v, rel=3e-4, abs=1e-6), (x["step"], x["split"], key)
+                assert y[key] == pytest.approx(v, rel=rel, abs=atol), (x["step"], x["split"], key)
 
 
 @pytest.mark.slow
