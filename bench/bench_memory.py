@@ -101,7 +101,7 @@ def one(run: str, data: Path) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"run": run, "malloc_tuning": os.environ.get("REWARDLAB_MALLOC_TUNING", "1"), "seconds": round(seconds, 1),
                       "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),  # the whole process's, loading included
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "peak_rss_mb": round(usage.ru_maxrss / 1024),
                       "loadavg_1min": round(os.getloadavg()[0], 2)}), flush=True)
 
 

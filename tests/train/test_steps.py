@@ -76,15 +76,16 @@ def test_a_batch_of_long_rows_goes_backward_in_more_groups_with_the_same_gradien
     setup = LossSetup(get_loss("bt"), {}, [], "pairs")
     batch = _batch("pairs")
     cells = int((batch.attention_mask.sum(-1) ** 2).sum())
-    calls = []
-    split_backward_step(rm, batch, lambda loss, last: calls.append(last) or loss.backward(), setup, 2, 4, group_cells=cells // 5)
+
+    def backward_calls(group_cells: int) -> list:
+        calls = []
+        split_backward_step(rm, batch, lambda loss, last: calls.append(last) or loss.backward(), setup, 2, 4, group_cells=group_cells)
+        return calls
+
+    calls = backward_calls(cells // 5)
     assert len(calls) == 6 and calls[-1] and not any(calls[:-1])  # ceil(5.x) groups
-    calls.clear()
-    split_backward_step(rm, batch, lambda loss, last: calls.append(last) or loss.backward(), setup, 2, 4, group_cells=cells // 2)
-    assert len(calls) == 2
-    calls.clear()
-    split_backward_step(rm, batch, lambda loss, last: calls.append(last) or loss.backward(), setup, 2, 4, group_cells=1)
-    assert len(calls) == 8  # one pair a group at most
+    assert len(backward_calls(cells // 2)) == 2
+    assert len(backward_calls(1)) == 8  # one pair a group at most
     loss_a, grads_a = _loss_and_grads(rm, lambda bw: plain_step(rm, batch, bw, setup))
     loss_b, grads_b = _loss_and_grads(rm, lambda bw: split_backward_step(rm, batch, bw, setup, 2, 4, group_cells=cells // 5))
     assert loss_b == pytest.approx(loss_a, rel=1e-5, abs=1e-6)
