@@ -17,7 +17,8 @@ one minibatch per process: final weights and every logged figure bit-identical. 
 samples are the same, weights within 1.2e-6 (rloo) / 5.5e-7 (reinforce) and logged KL / loss within ~1e-6 relative — one process adds four
 minibatch gradients in a row, two processes add two each and DDP averages the sums (another rounding order).
 PPO, 2 epochs: the samples are the same, weights within 2.3e-5 (gae, 12 AdamW steps) / 3.9e-5 (grpo, 24), logged
-figures within 5.8e-5 / 1.6e-5 relative — the same rounding, grown over more optimiser steps.
+figures within 5.8e-5 / 1.6e-5 relative — the same rounding, grown over more optimiser steps. On a CPU without
+AVX-512 BF16 (other kernels) gae grew further: weights 9.8e-5 apart, figures 1.6e-4 relative (test docstring).
 """
 
 from __future__ import annotations
@@ -110,17 +111,20 @@ def test_ppo_gae_two_processes_equal_one_process_within_rounding(tiny_policy, tm
     k 2 with --minibatch-size 4 against 2 processes × 2 prompts with --minibatch-size 2 (per process). The scores and
     the advantages are whitened over both processes, one permutation of the 8 samples cuts the global minibatches
     (here shares of 1 to 3 samples), each loss is divided by half the global minibatch's tokens. Measured: the samples
-    are identical, step 1's figures within 4e-8 relative; the final weights within 2.3e-5 (training moved them by up to
-    3.3e-2) and the logged figures within 5.8e-5 relative (the final eval's entropy). Twelve AdamW steps of lr 3e-3 grow
-    the rounding (the old per-process code: 5.8e-2 apart, other samples from step 2 on), hence 1e-4 and 3e-4."""
+    are identical, step 1's figures within 4e-8 relative. Twelve AdamW steps of lr 3e-3 grow the rounding, and how far
+    depends on the CPU's kernels: on an AMD EPYC with AVX-512 BF16 the final weights were within 2.3e-5 and the logged
+    figures within 5.8e-5 relative; on one without, within 9.8e-5 and 1.6e-4 relative (the final eval's k3 KL), and
+    step 3's policy loss, a mean of whitened advantages that nearly cancels (-6.6e-4), 2.7e-6 apart. Hence weights
+    within 5e-4, figures within 1e-3 relative or 2e-5 absolute (the advantages' unit scale). Training moved the weights
+    by up to 3.3e-2; the old per-process code left them 5.8e-2 apart, with other samples from step 2 on."""
     extra = ("--ppo-epochs", "2", "--whiten-rewards")
     one = _run(tiny_policy, tmp_path / "one", "ppo", 4, 4, 1, *extra)
     two = _run(tiny_policy, tmp_path / "two", "ppo", 2, 2, 2, *extra)
-    _assert_same_run(one, two)
+    _assert_same_run(one, two, rel=1e-3, atol=2e-5)
     a, b, init = _weights(tmp_path / "one" / "policy"), _weights(tmp_path / "two" / "policy"), _weights(tiny_policy)
     assert max((a[k] - init[k]).abs().max().item() for k in a) > 1e-3  # training moved the policy
     for k in a:
-        assert torch.allclose(a[k], b[k], rtol=0, atol=1e-4), k
+        assert torch.allclose(a[k], b[k], rtol=0, atol=5e-4), k
 
 
 @pytest.mark.slow
